@@ -1,0 +1,124 @@
+"""Command line: ``python -m lazysignals data|start|check``.
+
+Examples
+--------
+python -m lazysignals data --list
+python -m lazysignals data --preset workshop --format zspy,hspy --dest DIR
+python -m lazysignals data --fetch feal-stripes
+python -m lazysignals data --verify data/synthetic_ci_seed2019.zspy
+python -m lazysignals start --no-browser
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import manifest
+from .manifest import CourseDataError
+
+FIRST_LESSON = "notebooks/00_setup.ipynb"
+
+
+def _list() -> None:
+    print("Synthetic presets (made here, offline):")
+    default = manifest.default_preset()
+    for name, p in manifest.presets().items():
+        nav = " x ".join(map(str, p.navigation_shape))
+        sig = " x ".join(map(str, p.signal_shape))
+        star = " (default)" if name == default else ""
+        print(f"  {name:<10} {nav:>9} probe positions, {sig:>9} detector, "
+              f"{p.nbytes / 1e9:7.2f} GB{star}  {p.description}")
+    print("Real datasets (fetched from Zenodo):")
+    for name, d in manifest.datasets().items():
+        print(f"  {name:<17} record {d.record}: {d.file}")
+    print(f"Data folder: {manifest.data_dir()} (set {manifest.DATA_ENV} to change it)")
+
+
+def cmd_data(args) -> int:
+    if args.list:
+        _list()
+        return 0
+    if args.verify:
+        from .storage import verify_zspy
+
+        info = verify_zspy(Path(args.verify), deep=True)
+        print(f"{args.verify}: complete, {info['nchunks']} chunks of {info['chunks']}, shape {info['shape']}")
+        return 0
+    if args.fetch:
+        from .fetch import dataset_path
+
+        path = dataset_path(args.fetch, dest=args.dest, convert=args.convert)
+        print(path)
+        return 0
+    from .synthetic import generate
+
+    preset = manifest.get_preset(args.preset or manifest.default_preset())
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    dest = Path(args.dest) if args.dest else manifest.data_dir()
+    paths = generate(preset, dest, formats=formats, seed=args.seed,
+                     overwrite=args.overwrite, progress=not args.quiet)
+    for p in paths.values():
+        print(p)
+    return 0
+
+
+def cmd_start(args) -> int:
+    from .data import PRESET_ENV, synthetic_path
+
+    preset = args.preset or os.environ.get(PRESET_ENV) or manifest.default_preset()
+    print(f"Preparing the '{preset}' dataset in {manifest.data_dir()} (once; instant afterwards) ...")
+    path = synthetic_path(preset)
+    print(f"Dataset ready: {path}")
+    env = dict(os.environ, **{PRESET_ENV: preset})
+    root = manifest.REPO_ROOT
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}",
+           f"--ip={args.ip}", f"--port={args.port}"]
+    if args.no_browser:
+        cmd.append("--no-browser")
+    cmd.append(str(root / FIRST_LESSON))
+    print("Starting JupyterLab; open the URL printed below (Ctrl+C twice stops it).")
+    sys.stdout.flush()
+    os.chdir(root)
+    os.execvpe(cmd[0], cmd, env)
+    return 0  # not reached
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m lazysignals", description="Working with lazy signals in HyperSpy")
+    sub = ap.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("data", help="list, make, fetch or verify course datasets")
+    g = d.add_mutually_exclusive_group()
+    g.add_argument("--list", action="store_true", help="list presets and real datasets")
+    g.add_argument("--preset", help="make a synthetic preset (default: the manifest's default)")
+    g.add_argument("--fetch", metavar="NAME", help="download a real dataset from Zenodo")
+    g.add_argument("--verify", metavar="PATH", help="check that a .zspy has every chunk, readable")
+    d.add_argument("--format", default="zspy", help="zspy, hspy or zspy,hspy (default zspy)")
+    d.add_argument("--seed", type=int, help="another specimen than the preset's seed")
+    d.add_argument("--dest", help=f"folder (default ${manifest.DATA_ENV} or data/)")
+    d.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    d.add_argument("--convert", action="store_true", help="also convert a fetched dataset to the course .zspy")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=cmd_data)
+    s = sub.add_parser("start", help="prepare the default dataset and start JupyterLab at lesson 00")
+    s.add_argument("--preset", help="dataset preset to prepare (default: the manifest's default)")
+    s.add_argument("--no-browser", action="store_true", help="do not open a browser (headless)")
+    s.add_argument("--ip", default="127.0.0.1")
+    s.add_argument("--port", default="8888")
+    s.set_defaults(func=cmd_start)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CourseDataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted; nothing half-written was kept. Run the same command again to resume.",
+              file=sys.stderr)
+        return 130

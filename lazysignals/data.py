@@ -1,0 +1,139 @@
+"""Where the lessons get their data: find it, or make it, then open it lazily.
+
+A lesson calls ``lazysignals.load()`` and gets the course dataset whatever
+the learner did before: it is made on the spot if missing, verified if
+present, and chosen as follows (first that applies):
+
+1. the ``name`` argument (a preset such as ``"ci"`` or a real dataset such as
+   ``"feal-stripes"``);
+2. ``ci`` while nbgrader grades (it sets ``NBGRADER_EXECUTION``);
+3. the ``LAZYSIGNALS_PRESET`` environment variable;
+4. the manifest's ``default_preset``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import manifest, storage
+from .manifest import CourseDataError
+
+PRESET_ENV = "LAZYSIGNALS_PRESET"
+FORMATS = ("zspy", "hspy")
+
+
+def resolve_name(name: str | None = None) -> str:
+    """The preset or dataset a lesson should use (see the module docstring)."""
+    if name:
+        return name
+    if os.environ.get("NBGRADER_EXECUTION"):
+        return "ci"
+    return os.environ.get(PRESET_ENV) or manifest.default_preset()
+
+
+def is_ready(path: Path, preset: manifest.Preset, seed: int, fmt: str) -> bool:
+    """True when ``path`` holds the finished dataset of ``preset`` and ``seed``."""
+    from .synthetic import MODEL_VERSION
+
+    path = Path(path)
+    if not path.exists():
+        return False
+    if fmt == "hspy":
+        return path.is_file() and path.stat().st_size > 0
+    stamp = storage.read_stamp(path)
+    want = {"preset": preset.name, "seed": seed, "model_version": MODEL_VERSION}
+    if not stamp or any(stamp.get(k) != v for k, v in want.items()):
+        return False
+    storage.verify_zspy(path)
+    return True
+
+
+def synthetic_path(
+    preset: str | None = None,
+    fmt: str = "zspy",
+    seed: int | None = None,
+    dest: Path | None = None,
+    prepare: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Path of a synthetic dataset, made first if it is missing or incomplete.
+
+    Parameters
+    ----------
+    preset : str, optional
+        Preset name; chosen by :func:`resolve_name` when omitted.
+    fmt : {"zspy", "hspy"}
+        File format.
+    seed : int, optional
+        Another specimen than the preset's default.
+    dest : Path, optional
+        Folder; ``$LAZYSIGNALS_DATA`` or ``data/`` by default.
+    prepare : bool
+        Make the dataset when it is missing (otherwise raise).
+    """
+    from .synthetic import generate
+
+    p = manifest.get_preset(resolve_name(preset))
+    if fmt not in FORMATS:
+        raise CourseDataError(f"Unknown format '{fmt}'. Valid formats: {', '.join(FORMATS)}.")
+    seed = p.seed if seed is None else int(seed)
+    dest = Path(dest) if dest else manifest.data_dir()
+    path = dest / p.filename(fmt, seed)
+    try:
+        if is_ready(path, p, seed, fmt):
+            return path
+    except CourseDataError:
+        if not prepare:
+            raise
+    if not prepare:
+        raise CourseDataError(
+            f"{path} is not there yet. Make it with: python -m lazysignals data --preset {p.name}"
+            + (f" --seed {seed}" if seed != p.seed else "")
+            + (" --format zspy,hspy" if fmt == "hspy" else "")
+        )
+    return generate(p, dest, formats=(fmt,), seed=seed, overwrite=True, progress=progress)[fmt]
+
+
+def load(name: str | None = None, fmt: str = "zspy", seed: int | None = None, lazy: bool = True):
+    """Open a course dataset lazily, preparing it if needed.
+
+    Parameters
+    ----------
+    name : str, optional
+        A preset (``ci``, ``binder``, ``workshop``, ``large``) or a real
+        dataset listed in ``data_manifest.yml``.
+    fmt : {"zspy", "hspy"}
+        Format of a synthetic dataset.
+    seed : int, optional
+        Another specimen of a synthetic preset.
+    lazy : bool
+        Open lazily (the point of the course).
+
+    Returns
+    -------
+    hyperspy.signals.BaseSignal
+    """
+    import hyperspy.api as hs
+
+    name = resolve_name(name)
+    if name in manifest.datasets():
+        from .fetch import dataset_path
+
+        path = dataset_path(name)
+    else:
+        path = synthetic_path(name, fmt=fmt, seed=seed)
+    return hs.load(path, lazy=lazy)
+
+
+def ground_truth(signal) -> dict:
+    """The ground truth stored with a synthetic dataset, as numpy arrays."""
+    import numpy as np
+
+    try:
+        node = signal.metadata.Sample.ground_truth
+    except AttributeError:
+        raise CourseDataError(
+            "This signal has no ground truth: only the synthetic datasets carry one."
+        ) from None
+    return {k: np.asarray(v) for k, v in node.as_dictionary().items()}
