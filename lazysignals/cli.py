@@ -19,7 +19,7 @@ from pathlib import Path
 from . import manifest
 from .manifest import CourseDataError
 
-FIRST_LESSON = "notebooks/00_setup.ipynb"
+FIRST_LESSON = "notebooks/00_setup/00_setup.ipynb"
 
 
 def _list() -> None:
@@ -86,6 +86,15 @@ def cmd_start(args) -> int:
     return 0  # not reached
 
 
+def cmd_notebooks(args) -> int:
+    """Regenerate the student notebooks from their sources with nbgrader."""
+    from .lessons import generate_student_notebooks
+
+    for path in generate_student_notebooks(args.lessons or None):
+        print(path)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m lazysignals", description="Working with lazy signals in HyperSpy")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -108,6 +117,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--ip", default="127.0.0.1")
     s.add_argument("--port", default="8888")
     s.set_defaults(func=cmd_start)
+    n = sub.add_parser("notebooks", help="regenerate notebooks/ from solutions/ (nbgrader generate_assignment)")
+    n.add_argument("lessons", nargs="*", help="lesson names (default: all)")
+    n.set_defaults(func=cmd_notebooks)
     return ap
 
 

@@ -1,0 +1,173 @@
+"""Feedback for learners: checks that say what was expected, what was found,
+and what to try.
+
+Every check raises :class:`CheckFailed` (an ``AssertionError``, so nbgrader
+counts it as a failed test) with a message written for the learner, or
+returns quietly. These give the *visible* feedback in the lessons; the
+hidden tests compute their own references and do not rely on this module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class CheckFailed(AssertionError):
+    """A learner's answer is not right yet; the message says why and what to try."""
+
+
+def _fail(what: str, expected, got, hint: str = ""):
+    msg = f"{what}: expected {expected}, got {got}."
+    if hint:
+        msg += f" Hint: {hint}"
+    raise CheckFailed(msg)
+
+
+def _data(obj):
+    """The array behind a HyperSpy signal, or the object itself."""
+    return getattr(obj, "data", obj)
+
+
+def is_lazy(obj) -> bool:
+    """True for a lazy HyperSpy signal or a dask array (nothing computed yet)."""
+    if hasattr(obj, "_lazy"):
+        return bool(obj._lazy)
+    import dask.array as da
+
+    return isinstance(obj, da.Array)
+
+
+def check_defined(namespace: dict, *names: str):
+    """Check that the exercise's variables exist (the learner ran the cell)."""
+    missing = [n for n in names if n not in namespace or namespace[n] is None]
+    if missing:
+        raise CheckFailed(
+            f"{', '.join(missing)} is not defined yet (or is None). Write the exercise's "
+            "answer in the cell above and run it, then run this cell again. Remember that "
+            "HyperSpy's compute() returns None: keep the signal, not what compute() returns."
+        )
+
+
+def check_lazy(obj, what: str = "your result"):
+    """The object must still be lazy: nothing computed before the last step."""
+    if obj is None:
+        raise CheckFailed(
+            f"{what} is None. HyperSpy's compute() works in place and returns None; "
+            "keep a reference to the signal instead of the value compute() returns."
+        )
+    if not is_lazy(obj):
+        raise CheckFailed(
+            f"{what} is already computed ({type(obj).__name__}) - keep it lazy. "
+            "Remove the .compute() (or np.asarray, .data[...] in memory) so that only the "
+            "last step reads the data."
+        )
+
+
+def check_computed(obj, what: str = "your result"):
+    """The object must hold numbers in memory (a computed signal or a numpy array)."""
+    if obj is None:
+        raise CheckFailed(
+            f"{what} is None. s.compute() returns None; call it on its own line and keep s."
+        )
+    if is_lazy(obj):
+        raise CheckFailed(f"{what} is still lazy: call .compute() on it as the last step.")
+
+
+def check_shape(obj, expected, what: str = "the shape"):
+    """Compare shapes (numpy order for arrays, or a signal's data shape)."""
+    got = tuple(np.shape(_data(obj))) if not hasattr(_data(obj), "shape") else tuple(_data(obj).shape)
+    expected = tuple(expected)
+    if got != expected:
+        hint = ""
+        if sorted(got) == sorted(expected):
+            hint = "the lengths are right but in another order: check the axis order (try .T)."
+        _fail(what, expected, got, hint)
+
+
+def check_dtype(obj, allowed, what: str = "the dtype", hint: str = ""):
+    """The data type must be one of ``allowed`` (a dtype or a list of them)."""
+    allowed = [np.dtype(a) for a in np.atleast_1d(allowed)]
+    got = np.dtype(_data(obj).dtype)
+    if got not in allowed:
+        _fail(what, " or ".join(str(a) for a in allowed), got, hint)
+
+
+def check_close(got, expected, what: str = "the values", rtol: float = 1e-6, atol: float = 0.0,
+                hint: str = ""):
+    """Numbers must agree with the reference within the tolerances."""
+    got_arr = np.asarray(_data(got), dtype=float)
+    exp_arr = np.asarray(_data(expected), dtype=float)
+    if got_arr.shape != exp_arr.shape:
+        _fail(f"{what} (shape)", exp_arr.shape, got_arr.shape, hint)
+    bad = ~np.isclose(got_arr, exp_arr, rtol=rtol, atol=atol, equal_nan=True)
+    if bad.any():
+        i = np.unravel_index(np.argmax(bad), bad.shape) if bad.ndim else ()
+        raise CheckFailed(
+            f"{what}: {int(bad.sum())} of {bad.size} values differ from the reference; "
+            f"first at index {tuple(int(v) for v in i)}: expected {exp_arr[i]:.6g}, got {got_arr[i]:.6g}."
+            + (f" Hint: {hint}" if hint else "")
+        )
+
+
+def source_chunks_read(derived, source) -> tuple[int, int]:
+    """How many chunks of ``source`` computing ``derived`` would read.
+
+    Parameters
+    ----------
+    derived, source : dask array or lazy signal
+        ``derived`` is computed from ``source`` (a crop, a slice, a sum).
+
+    Returns
+    -------
+    (read, total) : tuple of int
+    """
+    from dask.core import flatten
+    from dask.optimization import cull
+
+    d, s = _data(derived), _data(source)
+    graph = dict(d.__dask_graph__())
+    needed, _ = cull(graph, list(flatten(d.__dask_keys__())))
+    total = len(list(flatten(s.__dask_keys__())))
+    read = sum(1 for k in needed if isinstance(k, tuple) and k and k[0] == s.name)
+    return read, total
+
+
+def check_read_fraction(derived, source, expected: float, what: str = "your crop"):
+    """The crop or slice must read the expected fraction of ``source``'s chunks."""
+    check_lazy(derived, what)
+    read, total = source_chunks_read(derived, source)
+    if read == 0:
+        raise CheckFailed(
+            f"{what} reads none of the dataset's chunks: make it from the dataset signal itself "
+            "(for example s.isig[...]), not from a copy or new array."
+        )
+    frac = read / total
+    if not np.isclose(frac, expected):
+        chunks = _data(source).chunksize
+        hint = (
+            f"align the crop to the chunk edges: start and stop at multiples of the chunk "
+            f"size ({chunks[-1]} detector pixels here)."
+            if frac > expected else "the crop reads less than asked: check its bounds."
+        )
+        raise CheckFailed(
+            f"{what} reads {read} of {total} chunks ({frac:.0%}); the goal is {expected:.0%}. Hint: {hint}"
+        )
+
+
+def check_correlated(got, reference, min_r: float = 0.9, what: str = "your map", sign_free: bool = False):
+    """A map must follow the reference pattern (Pearson r >= ``min_r``)."""
+    g = np.asarray(_data(got), dtype=float).ravel()
+    r_ = np.asarray(_data(reference), dtype=float).ravel()
+    if g.shape != r_.shape:
+        _fail(f"{what} (size)", r_.shape, g.shape, "compare maps of the same scan.")
+    ok = np.isfinite(g) & np.isfinite(r_)
+    if g[ok].std() == 0:
+        raise CheckFailed(f"{what} is constant: it shows no structure at all.")
+    r = float(np.corrcoef(g[ok], r_[ok])[0, 1])
+    if sign_free:
+        r = abs(r)
+    if r < min_r:
+        raise CheckFailed(
+            f"{what} does not follow the expected pattern: correlation {r:.2f}, at least {min_r:.2f} "
+            "needed. Check the axis order (x versus y) and what is subtracted."
+        )

@@ -1,0 +1,39 @@
+"""The lessons as nbgrader assignments: list them, generate student versions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .manifest import REPO_ROOT
+
+
+def lesson_names(root: Path = REPO_ROOT) -> list[str]:
+    """Lessons in teaching order: the folders of ``solutions/``."""
+    return sorted(p.parent.name for p in (root / "solutions").glob("*/*.ipynb")
+                  if p.stem == p.parent.name)
+
+
+def generate_student_notebooks(lessons=None, root: Path = REPO_ROOT, release_dir: Path | None = None) -> list[Path]:
+    """Run nbgrader's generate_assignment for ``lessons`` (default: all).
+
+    Parameters
+    ----------
+    release_dir : Path, optional
+        Write there instead of ``notebooks/`` (the tests compare the two).
+    """
+    lessons = lessons or lesson_names(root)
+    bindir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    out = []
+    for lesson in lessons:
+        cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", lesson, "--force",
+               "--log-level=WARN"]
+        if release_dir is not None:
+            cmd.append(f"--CourseDirectory.release_directory={release_dir}")
+            cmd.append(f"--CourseDirectory.db_url=sqlite:///{Path(release_dir) / 'gradebook.db'}")
+        subprocess.run(cmd, cwd=root, env=env, check=True)
+        out.append(Path(release_dir or root / "notebooks") / lesson / f"{lesson}.ipynb")
+    return out
