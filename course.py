@@ -59,6 +59,8 @@ def main(argv) -> int:
     command, rest = argv[0], argv[1:]
     py = ensure_environment()
     os.chdir(ROOT)
+    # Tools that the course runs as programs (nbgrader's alembic, jupyter) live here.
+    os.environ["PATH"] = str(py.parent) + os.pathsep + os.environ.get("PATH", "")
     if command == "start":
         cmd = [str(py), "-m", "lazysignals", "start", *rest]
     else:

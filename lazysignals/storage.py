@@ -41,14 +41,31 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
 def clean_partials(final: Path) -> list[Path]:
-    """Remove what interrupted runs left while writing ``final``."""
+    """Remove what interrupted runs left while writing ``final``.
+
+    A partial folder whose writing process still runs is left alone.
+    """
     final = Path(final)
     if not final.parent.exists():
         return []
-    stale = list(final.parent.glob(f".{final.name}{PARTIAL_MARK}*"))
-    for p in stale:
+    stale = []
+    for p in final.parent.glob(f".{final.name}{PARTIAL_MARK}*"):
+        pid = p.name.rsplit(PARTIAL_MARK, 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
         remove(p)
+        stale.append(p)
     return stale
 
 
