@@ -95,6 +95,28 @@ def cmd_notebooks(args) -> int:
     return 0
 
 
+def cmd_grade(args) -> int:
+    """Autograde notebooks of one lesson in a scratch course folder; print scores."""
+    import tempfile
+
+    from .grading import autograde
+
+    subs = {f"nb{i}-{Path(p).stem}": Path(p).resolve() for i, p in enumerate(args.notebooks)}
+    with tempfile.TemporaryDirectory(prefix="lazysignals-grade-") as work:
+        results = autograde(args.lesson, subs, Path(work))
+    worst = 0
+    for sid, r in results.items():
+        auto = sum(m for _, m in r.tests.values())
+        got = sum(s for s, _ in r.tests.values())
+        print(f"{sid}: {got:g} / {auto:g} autograded points"
+              + (f" (+ {sum(r.manual.values()):g} graded by hand)" if r.manual else ""))
+        for gid, (s, m) in r.tests.items():
+            msg = r.messages.get(gid, "")
+            print(f"  {gid}: {s:g}/{m:g} {msg}")
+        worst = max(worst, 0 if got == auto else 1)
+    return worst
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m lazysignals", description="Working with lazy signals in HyperSpy")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -120,6 +142,10 @@ def parser() -> argparse.ArgumentParser:
     n = sub.add_parser("notebooks", help="regenerate notebooks/ from solutions/ (nbgrader generate_assignment)")
     n.add_argument("lessons", nargs="*", help="lesson names (default: all)")
     n.set_defaults(func=cmd_notebooks)
+    gr = sub.add_parser("grade", help="autograde notebooks of a lesson in a scratch folder and print scores")
+    gr.add_argument("lesson", help="lesson name, e.g. 05_rebinning")
+    gr.add_argument("notebooks", nargs="+", help="submitted notebooks to grade")
+    gr.set_defaults(func=cmd_grade)
     return ap
 
 
