@@ -1,0 +1,66 @@
+"""The lessons as nbgrader assignments: one source, and graded as intended.
+
+Executing every solution notebook is nbval's job (pytest collects
+solutions/ with --nbval-lax, see pyproject.toml); here we check that the
+student notebooks are exactly what nbgrader generates from the sources,
+that the sources get full marks and the untouched student versions 0.
+"""
+
+import json
+
+import pytest
+
+from lazysignals.grading import autograde
+from lazysignals.lessons import generate_student_notebooks, lesson_names
+from lazysignals.manifest import REPO_ROOT
+
+LESSONS = lesson_names()
+EXPECTED = [
+    "00_setup", "01_lazy_basics", "02_loading", "03_plotting", "04_chunking", "05_rebinning",
+    "06_map", "07_cropping", "08_fitting", "09_scaling_out", "10_capstone",
+]
+
+
+def _cells(path):
+    nb = json.loads(path.read_text())
+    return [(c["cell_type"], "".join(c["source"]), c.get("metadata", {})) for c in nb["cells"]]
+
+
+def test_course_has_the_eleven_lessons_in_order():
+    assert LESSONS == EXPECTED
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_source_notebook_is_committed_without_outputs(lesson):
+    nb = json.loads((REPO_ROOT / "solutions" / lesson / f"{lesson}.ipynb").read_text())
+    with_outputs = [i for i, c in enumerate(nb["cells"]) if c.get("outputs")]
+    assert not with_outputs, f"cells {with_outputs} of {lesson} carry outputs"
+
+
+def test_student_notebooks_are_exactly_what_nbgrader_generates(tmp_path):
+    generated = generate_student_notebooks(LESSONS, release_dir=tmp_path)
+    for path, lesson in zip(generated, LESSONS):
+        committed = REPO_ROOT / "notebooks" / lesson / f"{lesson}.ipynb"
+        assert committed.exists(), f"notebooks/{lesson} is missing: run python -m lazysignals notebooks"
+        assert _cells(path) == _cells(committed), (
+            f"notebooks/{lesson} differs from what solutions/{lesson} generates: "
+            "edit the source and run python -m lazysignals notebooks"
+        )
+
+
+def _graded(lesson, tmp_path):
+    sol = REPO_ROOT / "solutions" / lesson / f"{lesson}.ipynb"
+    student = REPO_ROOT / "notebooks" / lesson / f"{lesson}.ipynb"
+    return autograde(lesson, {"solution": sol, "blank": student}, tmp_path)
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_solution_scores_full_marks_and_blank_student_notebook_scores_zero(lesson, tmp_path):
+    results = _graded(lesson, tmp_path)
+    sol, blank = results["solution"], results["blank"]
+    assert len(sol.tests) >= 2, f"{lesson} needs at least two graded exercises"
+    failed = {g: sol.messages.get(g) for g, (s, m) in sol.tests.items() if s != m}
+    assert not failed, f"the solution of {lesson} loses points: {failed}\n{sol.log[-3000:]}"
+    assert set(blank.tests) == set(sol.tests), f"the blank {lesson} was not graded to the end"
+    scored = {g: s for g, (s, m) in blank.tests.items() if s}
+    assert not scored, f"the untouched student {lesson} scores points: {scored}"
