@@ -1,0 +1,89 @@
+"""The command line a learner or instructor types, run as they would run it."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lazysignals import manifest
+
+
+def run(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "lazysignals", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def test_list_names_every_preset_and_dataset():
+    out = run("data", "--list").stdout
+    for name in [*manifest.presets(), *manifest.datasets()]:
+        assert name in out
+    assert "7.38 GB" in out
+
+
+def test_unknown_preset_is_a_clear_message_not_a_traceback():
+    r = run("data", "--preset", "worskhop")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert "Valid presets: binder, ci, large, workshop" in r.stderr
+
+
+def test_making_a_preset_twice_keeps_the_first_unless_overwrite_is_asked(tmp_path):
+    first = run("data", "--preset", "ci", "--dest", str(tmp_path), "--quiet")
+    assert first.returncode == 0, first.stderr
+    path = Path(first.stdout.strip().splitlines()[-1])
+    assert path.is_dir()
+    before = path.stat().st_mtime_ns
+    again = run("data", "--preset", "ci", "--dest", str(tmp_path), "--quiet")
+    assert again.returncode == 2 and "already exists" in again.stderr and "--overwrite" in again.stderr
+    assert path.stat().st_mtime_ns == before
+    forced = run("data", "--preset", "ci", "--dest", str(tmp_path), "--quiet", "--overwrite")
+    assert forced.returncode == 0, forced.stderr
+    verify = run("data", "--verify", str(path))
+    assert verify.returncode == 0 and "complete" in verify.stdout
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_start_prepares_the_dataset_and_serves_lesson_00_headless(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "LAZYSIGNALS_DATA": str(tmp_path / "data"), "LAZYSIGNALS_PRESET": "ci",
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
+    proc = subprocess.Popen([sys.executable, "-m", "lazysignals", "start", "--no-browser", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    try:
+        url, lines, deadline = None, [], time.time() + 180
+        while time.time() < deadline and url is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(rf"(http://127\.0\.0\.1:{port}/lab\S*\?token=\w+)", line)
+            url = m.group(1) if m else None
+        assert url, "JupyterLab did not print its URL:\n" + "".join(lines)
+        assert "00_setup.ipynb" in url
+        assert list((tmp_path / "data").glob("synthetic_ci_*.zspy")), "the ci dataset was not prepared"
+        with urllib.request.urlopen(url, timeout=30) as r:
+            assert r.status == 200
+            assert "JupyterLab" in r.read().decode()
+        token = url.split("token=")[1]
+        api = f"http://127.0.0.1:{port}/api/contents/notebooks/00_setup/00_setup.ipynb?token={token}&content=0"
+        with urllib.request.urlopen(api, timeout=30) as r:
+            assert r.status == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
