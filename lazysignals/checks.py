@@ -171,3 +171,30 @@ def check_correlated(got, reference, min_r: float = 0.9, what: str = "your map",
             f"{what} does not follow the expected pattern: correlation {r:.2f}, at least {min_r:.2f} "
             "needed. Check the axis order (x versus y) and what is subtracted."
         )
+
+
+def check_equal(got, expected, what: str = "your answer", hint: str = ""):
+    """An exact answer (a number, a tuple of lengths, a string) must equal ``expected``.
+
+    Tuples and lists compare alike; when ``got`` has the right items in
+    another order, the message says so.
+    """
+    norm = (lambda v: tuple(v) if isinstance(v, (list, tuple)) else v)
+    g, e = norm(got), norm(expected)
+    if isinstance(g, tuple) and isinstance(e, tuple):
+        g = tuple(int(v) if isinstance(v, (int, np.integer)) else v for v in g)
+    elif isinstance(g, np.integer):
+        g = int(g)
+    if g != e:
+        if not hint and isinstance(g, tuple) and isinstance(e, tuple) and sorted(g) == sorted(e):
+            hint = "the items are right but in another order (numpy order is the reverse of HyperSpy's)."
+        _fail(what, e, g, hint)
+
+
+def check_choice(answer, options, what: str = "your choice"):
+    """A multiple-choice answer must be one of ``options`` (letters such as "A"-"D")."""
+    if not isinstance(answer, str) or answer.strip().upper() not in [o.upper() for o in options]:
+        raise CheckFailed(
+            f"{what} is {answer!r}; write one of {', '.join(repr(o) for o in options)} "
+            "as a string, for example answer = \"A\"."
+        )
