@@ -27,7 +27,11 @@ def venv_python() -> Path:
 
 
 def spec_hash() -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """Changes when the dependencies or the JupyterLab settings change."""
+    h = hashlib.sha256()
+    for name in ("pyproject.toml", "jupyter/overrides.json"):
+        h.update((ROOT / name).read_bytes())
+    return h.hexdigest()
 
 
 def ensure_environment() -> Path:
@@ -48,6 +52,8 @@ def ensure_environment() -> Path:
             "Installing the course failed (see pip's message above). Check the network "
             "connection to the package index, then run the same command again."
         )
+    subprocess.run([str(py), "-m", "lazysignals", "lab-settings"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
     STAMP.write_text(spec_hash())
     return py
 
