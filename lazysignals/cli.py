@@ -50,7 +50,7 @@ def cmd_data(args) -> int:
     if args.fetch:
         from .fetch import dataset_path
 
-        path = dataset_path(args.fetch, dest=args.dest, convert=args.convert)
+        path = dataset_path(args.fetch, dest=args.dest, convert=args.convert, progress=not args.quiet)
         print(path)
         return 0
     from .synthetic import generate
@@ -58,6 +58,12 @@ def cmd_data(args) -> int:
     preset = manifest.get_preset(args.preset or manifest.default_preset())
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     dest = Path(args.dest) if args.dest else manifest.data_dir()
+    if args.prepare:
+        from .data import synthetic_path
+
+        for fmt in formats:
+            print(synthetic_path(preset.name, fmt=fmt, seed=args.seed, dest=dest, progress=not args.quiet))
+        return 0
     paths = generate(preset, dest, formats=formats, seed=args.seed,
                      overwrite=args.overwrite, progress=not args.quiet)
     for p in paths.values():
@@ -92,6 +98,18 @@ def cmd_notebooks(args) -> int:
 
     for path in generate_student_notebooks(args.lessons or None):
         print(path)
+    return 0
+
+
+def cmd_lab_settings(args) -> int:
+    """Install the course's JupyterLab settings (jupyter/overrides.json) into this environment."""
+    import shutil
+
+    src = manifest.REPO_ROOT / "jupyter" / "overrides.json"
+    dest = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    print(dest)
     return 0
 
 
@@ -132,6 +150,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     d.add_argument("--convert", action="store_true", help="also convert a fetched dataset to the course .zspy")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--prepare", action="store_true",
+                   help="with --preset: make it only if missing or incomplete (never an error if present)")
     d.set_defaults(func=cmd_data)
     s = sub.add_parser("start", help="prepare the default dataset and start JupyterLab at lesson 00")
     s.add_argument("--preset", help="dataset preset to prepare (default: the manifest's default)")
@@ -146,6 +166,8 @@ def parser() -> argparse.ArgumentParser:
     gr.add_argument("lesson", help="lesson name, e.g. 05_rebinning")
     gr.add_argument("notebooks", nargs="+", help="submitted notebooks to grade")
     gr.set_defaults(func=cmd_grade)
+    ls_ = sub.add_parser("lab-settings", help="install the course's JupyterLab settings into this environment")
+    ls_.set_defaults(func=cmd_lab_settings)
     return ap
 
 
