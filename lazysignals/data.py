@@ -120,7 +120,8 @@ def load(name: str | None = None, fmt: str = "zspy", seed: int | None = None, la
     if name in manifest.datasets():
         from .fetch import dataset_path
 
-        path = dataset_path(name)
+        # a dataset with a course geometry (big-film) is used in that geometry
+        path = dataset_path(name, convert=bool(manifest.get_dataset(name).convert))
     else:
         path = synthetic_path(name, fmt=fmt, seed=seed)
     return hs.load(path, lazy=lazy)

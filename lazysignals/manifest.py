@@ -93,6 +93,9 @@ class Dataset:
 
 _PRESET_KEYS = {f for f in Preset.__dataclass_fields__ if f != "name"}
 _DATASET_REQUIRED = {"description", "record", "file", "url", "doi", "known_hash", "license"}
+_DATASET_KEYS = {f for f in Dataset.__dataclass_fields__ if f != "name"}
+_CONVERT_REQUIRED = {"output", "navigation_shape", "chunk"}
+_CONVERT_KEYS = _CONVERT_REQUIRED | {"navigation_start"}
 
 
 def manifest_path() -> Path:
@@ -155,12 +158,31 @@ def validate(raw, source="manifest") -> dict:
     datasets = {}
     for name, entry in (raw["datasets"] or {}).items():
         missing = _DATASET_REQUIRED - set(entry or {})
-        if missing:
-            raise CourseDataError(f"{source}: dataset '{name}' is missing {sorted(missing)}.")
+        extra = set(entry or {}) - _DATASET_KEYS
+        if missing or extra:
+            raise CourseDataError(
+                f"{source}: dataset '{name}' is missing {sorted(missing)} or has unknown {sorted(extra)}."
+            )
+        _validate_convert(entry.get("convert"), name, source)
         datasets[name] = Dataset(name=name, **entry)
     if raw["default_preset"] not in presets:
         raise CourseDataError(f"{source}: default_preset '{raw['default_preset']}' is not a preset.")
     return {"default_preset": raw["default_preset"], "presets": presets, "datasets": datasets}
+
+
+def _validate_convert(spec, name: str, source) -> None:
+    """Check a dataset's ``convert`` entry (the course geometry to crop to)."""
+    if spec is None:
+        return
+    keys = set(spec) if isinstance(spec, dict) else set()
+    bad = f"{source}: dataset '{name}': convert"
+    if not _CONVERT_REQUIRED <= keys or keys - _CONVERT_KEYS:
+        raise CourseDataError(f"{bad} needs {sorted(_CONVERT_REQUIRED)}, optionally navigation_start.")
+    pairs = [spec["navigation_shape"], spec.get("navigation_start") or [0, 0]]
+    if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) for v in p) for p in pairs):
+        raise CourseDataError(f"{bad}: navigation_shape and navigation_start are two integers (x, y).")
+    if not isinstance(spec["chunk"], int) or spec["chunk"] < 1 or not str(spec["output"]).endswith(".zspy"):
+        raise CourseDataError(f"{bad}: chunk is a positive integer and output a .zspy file name.")
 
 
 def manifest() -> dict:
