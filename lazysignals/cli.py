@@ -84,6 +84,7 @@ def cmd_start(args) -> int:
            f"--ip={args.ip}", f"--port={args.port}"]
     if args.no_browser:
         cmd.append("--no-browser")
+    cmd += [a for a in args.lab_args if a != "--"]
     cmd.append(str(root / FIRST_LESSON))
     print("Starting JupyterLab; open the URL printed below (Ctrl+C twice stops it).")
     sys.stdout.flush()
@@ -158,6 +159,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-browser", action="store_true", help="do not open a browser (headless)")
     s.add_argument("--ip", default="127.0.0.1")
     s.add_argument("--port", default="8888")
+    s.add_argument("lab_args", nargs=argparse.REMAINDER,
+                   help="after --, options passed on to JupyterLab")
     s.set_defaults(func=cmd_start)
     n = sub.add_parser("notebooks", help="regenerate notebooks/ from solutions/ (nbgrader generate_assignment)")
     n.add_argument("lessons", nargs="*", help="lesson names (default: all)")

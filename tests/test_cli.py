@@ -1,17 +1,12 @@
 """The command line a learner or instructor types, run as they would run it."""
 
 import os
-import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
+from labserver import course_jupyterlab
 from lazysignals import manifest
 
 
@@ -49,41 +44,14 @@ def test_making_a_preset_twice_keeps_the_first_unless_overwrite_is_asked(tmp_pat
     assert verify.returncode == 0 and "complete" in verify.stdout
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_start_prepares_the_dataset_and_serves_lesson_00_headless(tmp_path):
-    port = _free_port()
-    env = {**os.environ, "LAZYSIGNALS_DATA": str(tmp_path / "data"), "LAZYSIGNALS_PRESET": "ci",
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
-    proc = subprocess.Popen([sys.executable, "-m", "lazysignals", "start", "--no-browser", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
-    try:
-        url, lines, deadline = None, [], time.time() + 180
-        while time.time() < deadline and url is None:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            m = re.search(rf"(http://127\.0\.0\.1:{port}/lab\S*\?token=\w+)", line)
-            url = m.group(1) if m else None
-        assert url, "JupyterLab did not print its URL:\n" + "".join(lines)
+    with course_jupyterlab(tmp_path) as url:
         assert "00_setup.ipynb" in url
         assert list((tmp_path / "data").glob("synthetic_ci_*.zspy")), "the ci dataset was not prepared"
         with urllib.request.urlopen(url, timeout=30) as r:
             assert r.status == 200
             assert "JupyterLab" in r.read().decode()
-        token = url.split("token=")[1]
-        api = f"http://127.0.0.1:{port}/api/contents/notebooks/00_setup/00_setup.ipynb?token={token}&content=0"
+        base, token = url.split("/lab")[0], url.split("token=")[1]
+        api = f"{base}/api/contents/notebooks/00_setup/00_setup.ipynb?token={token}&content=0"
         with urllib.request.urlopen(api, timeout=30) as r:
             assert r.status == 200
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,50 @@
+"""A JupyterLab started the way learners start it, for the tests that need one."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def course_jupyterlab(tmp_path, preset="ci", lab_args=()):
+    """Run ``python -m lazysignals start --no-browser`` on 127.0.0.1; yield its URL.
+
+    The server, its kernels and their children are stopped afterwards.
+    """
+    port = free_port()
+    env = {**os.environ, "LAZYSIGNALS_DATA": str(tmp_path / "data"), "LAZYSIGNALS_PRESET": preset,
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    cmd = [sys.executable, "-m", "lazysignals", "start", "--no-browser", "--port", str(port)]
+    if lab_args:
+        cmd += ["--", *lab_args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    try:
+        url, lines, deadline = None, [], time.time() + 240
+        while time.time() < deadline and url is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(rf"(http://127\.0\.0\.1:{port}/lab\S*\?token=\w+)", line)
+            url = m.group(1) if m else None
+        assert url, "JupyterLab did not print its URL:\n" + "".join(lines)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
