@@ -26,9 +26,11 @@ LAZYSIGNALS_FETCH_RETRIES
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import manifest, storage
@@ -253,6 +255,31 @@ def _downloader(progress: bool):
     return download
 
 
+@contextmanager
+def _download_errors(dataset: manifest.Dataset, url: str, path: Path):
+    """Turn what a download can raise into a :class:`CourseDataError` saying what to do."""
+    import requests
+
+    try:
+        yield
+    except _PermanentHTTPError as e:
+        raise _http_error(e.status, e.url, dataset) from None
+    except requests.HTTPError as e:
+        raise _http_error(e.response.status_code, url, dataset) from None
+    except requests.RequestException:
+        raise _offline_error(url, dataset) from None
+    except ValueError as e:  # pooch: the checksum did not match
+        _forget(path)
+        raise _mismatch_error(dataset, str(e).split(".")[0]) from None
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise CourseDataError(
+                f"The disk filled up while downloading {dataset.file}; nothing was kept. "
+                "Free some space or choose another folder with --dest, then run again."
+            ) from None
+        raise
+
+
 def download(dataset: manifest.Dataset, folder: Path, progress: bool = True) -> Path:
     """Download ``dataset`` into ``folder`` with pooch, checksum verified.
 
@@ -277,10 +304,7 @@ def download(dataset: manifest.Dataset, folder: Path, progress: bool = True) -> 
         With what to do, for no network, HTTP errors, a checksum mismatch
         or a full disk.
     """
-    import errno
-
     import pooch
-    import requests
 
     folder = Path(folder)
     path = folder / dataset.file
@@ -293,24 +317,8 @@ def download(dataset: manifest.Dataset, folder: Path, progress: bool = True) -> 
         urls={dataset.file: url}, retry_if_failed=_retries(),
     )
     storage.remove(_verified_path(path))
-    try:
+    with _download_errors(dataset, url, path):
         fetcher.fetch(dataset.file, downloader=_downloader(progress))
-    except _PermanentHTTPError as e:
-        raise _http_error(e.status, e.url, dataset) from None
-    except requests.HTTPError as e:
-        raise _http_error(e.response.status_code, url, dataset) from None
-    except requests.RequestException:
-        raise _offline_error(url, dataset) from None
-    except ValueError as e:
-        _forget(path)
-        raise _mismatch_error(dataset, str(e).split(".")[0]) from None
-    except OSError as e:
-        if e.errno == errno.ENOSPC:
-            raise CourseDataError(
-                f"The disk filled up while downloading {dataset.file}; nothing was kept. "
-                "Free some space or choose another folder with --dest, then run again."
-            ) from None
-        raise
     _mark_verified(path, expected["checksum"])
     return path
 

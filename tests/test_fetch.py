@@ -463,28 +463,25 @@ def test_scan_smaller_than_the_geometry_is_refused(course, tmp_path):
     assert not (tmp_path / "course.zspy").exists()
 
 
-class _StopAfter:
-    """dask callback that interrupts a computation after ``n`` tasks."""
+def stop_after(n: int):
+    """A dask callback that interrupts a computation (like Ctrl+C) after ``n`` tasks."""
+    from dask.callbacks import Callback
 
-    def __new__(cls, n):
-        from dask.callbacks import Callback
+    done = []
 
-        class Stop(Callback):
-            done = 0
+    def posttask(key, result, dsk, state, worker_id):
+        done.append(key)
+        if len(done) == n:
+            raise KeyboardInterrupt
 
-            def _posttask(self, key, result, dsk, state, worker_id):
-                Stop.done += 1
-                if Stop.done == n:
-                    raise KeyboardInterrupt
-
-        return Stop()
+    return Callback(posttask=posttask)
 
 
 def test_interrupted_conversion_leaves_no_finished_file(film, tmp_path):
     src, _data, _body, _folder = film
     dest = tmp_path / "out" / "course.zspy"
 
-    with pytest.raises(KeyboardInterrupt), _StopAfter(5):
+    with pytest.raises(KeyboardInterrupt), stop_after(5):
         fetch.convert_big_film(src, dest, progress=False)
 
     assert not dest.exists()
