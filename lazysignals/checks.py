@@ -16,6 +16,29 @@ class CheckFailed(AssertionError):
     """A learner's answer is not right yet; the message says why and what to try."""
 
 
+def _show_check_failed(shell, etype, value, tb, tb_offset=None):
+    """Show a failed check as its message, not as a traceback into this module.
+
+    The cell still ends in an error, so nbgrader counts the test as failed,
+    and the feedback it generates shows exactly this message.
+    """
+    stb = [f"\x1b[0;31mCheckFailed\x1b[0m: {value}"]
+    shell._showtraceback(etype, value, stb)
+    return stb
+
+
+def _install_display():
+    try:
+        shell = get_ipython()  # noqa: F821 (defined inside IPython only)
+    except NameError:
+        return
+    if shell is not None and hasattr(shell, "set_custom_exc"):
+        shell.set_custom_exc((CheckFailed,), _show_check_failed)
+
+
+_install_display()
+
+
 def _fail(what: str, expected, got, hint: str = ""):
     msg = f"{what}: expected {expected}, got {got}."
     if hint:
@@ -197,4 +220,43 @@ def check_choice(answer, options, what: str = "your choice"):
         raise CheckFailed(
             f"{what} is {answer!r}; write one of {', '.join(repr(o) for o in options)} "
             "as a string, for example answer = \"A\"."
+        )
+
+
+def check_annulus(signal, inner: float, outer: float):
+    """An ADF ring must clear the bright-field disk everywhere and fit the detector.
+
+    Uses the signal's convergence angle and, for the synthetic data, the
+    disk's wander stored in the ground truth; radii in signal-axis units.
+    """
+    kx, ky = signal.axes_manager.signal_axes
+    try:
+        inner, outer = float(inner), float(outer)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"the radii should be two numbers, got {inner!r} and {outer!r}.") from None
+    disk = float(signal.metadata.Acquisition_instrument.TEM.convergence_angle)
+    wander = 0.0
+    try:
+        gt = signal.metadata.Sample.ground_truth
+        wander = float(np.hypot(np.asarray(gt.shift_x), np.asarray(gt.shift_y)).max())
+    except AttributeError:
+        pass
+    reach = disk + (wander + 0.5) * kx.scale
+    if inner < reach:
+        raise CheckFailed(
+            f"inner radius {inner:.3f} {kx.units}: the bright-field disk (radius {disk:.3f}) wanders by "
+            f"up to {wander * kx.scale:.3f} {kx.units}, so it reaches {reach:.3f} {kx.units} at some "
+            "probe positions. Move the inner radius out."
+        )
+    cx, cy = kx.axis[kx.size // 2], ky.axis[ky.size // 2]
+    edge = min(cx - kx.axis[0], kx.axis[-1] - cx, cy - ky.axis[0], ky.axis[-1] - cy)
+    if outer > edge + 1e-9:
+        raise CheckFailed(
+            f"outer radius {outer:.3f} {kx.units} goes past the detector edge, {edge:.3f} {kx.units} "
+            "from the centre: take it from the signal axes."
+        )
+    if outer - inner < 2 * kx.scale - 1e-9:
+        raise CheckFailed(
+            f"the ring is {(outer - inner) / kx.scale:.1f} pixels wide; make it at least 2 pixels "
+            f"({2 * kx.scale:.3f} {kx.units})."
         )
