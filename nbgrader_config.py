@@ -6,6 +6,8 @@ is solutions/<lesson>/<lesson>.ipynb; the student version that
 Timeouts and stubs live in lazysignals.grading.configure (one place).
 """
 
+import os
+
 from lazysignals.grading import configure
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
@@ -14,4 +16,7 @@ c.CourseDirectory.root = "."
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"
 c.CourseDirectory.course_id = "lazy-signals"
+# Where release_assignment / collect exchange files with students. On a
+# JupyterHub use the shared /srv/nbgrader/exchange (set NBGRADER_EXCHANGE).
+c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange"))
 configure(c)

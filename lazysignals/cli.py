@@ -102,6 +102,26 @@ def cmd_notebooks(args) -> int:
     return 0
 
 
+def cmd_autograde(args) -> int:
+    """Safely autograde the collected submissions of a lesson (instructors)."""
+    from .grading import autograde_course
+
+    limits = dict(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
+                  memory=int(args.memory_gb * 2**30))
+    results = autograde_course(manifest.REPO_ROOT, args.lesson, args.student or None, **limits)
+    if not results:
+        print(f"No submissions of {args.lesson} in submitted/: run nbgrader collect {args.lesson} first.")
+        return 1
+    for sid, r in results.items():
+        auto = sum(m for _, m in r.tests.values())
+        got = sum(s for s, _ in r.tests.values())
+        manual = f", {sum(r.manual.values()):g} to grade by hand" if r.manual else ""
+        print(f"{sid:<24} {got:6g} / {auto:g} autograded points{manual}")
+    print("Next: grade by hand in the Formgrader (nbgrader formgrader), then "
+          f"nbgrader generate_feedback {args.lesson} and nbgrader export --to grades.csv")
+    return 0
+
+
 def cmd_lab_settings(args) -> int:
     """Install the course's JupyterLab settings (jupyter/overrides.json) into this environment."""
     import shutil
@@ -169,6 +189,13 @@ def parser() -> argparse.ArgumentParser:
     gr.add_argument("lesson", help="lesson name, e.g. 05_rebinning")
     gr.add_argument("notebooks", nargs="+", help="submitted notebooks to grade")
     gr.set_defaults(func=cmd_grade)
+    ag = sub.add_parser("autograde", help="safely autograde the collected submissions of a lesson (instructors)")
+    ag.add_argument("lesson")
+    ag.add_argument("--student", action="append", help="only this student (repeatable)")
+    ag.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
+    ag.add_argument("--notebook-timeout", type=int, default=900, help="seconds per notebook (default 900)")
+    ag.add_argument("--memory-gb", type=float, default=4.0, help="memory (address space) per notebook, GB")
+    ag.set_defaults(func=cmd_autograde)
     ls_ = sub.add_parser("lab-settings", help="install the course's JupyterLab settings into this environment")
     ls_.set_defaults(func=cmd_lab_settings)
     return ap
