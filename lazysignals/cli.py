@@ -157,6 +157,8 @@ def cmd_grade(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from . import grading
+
     ap = argparse.ArgumentParser(prog="python -m lazysignals", description="Working with lazy signals in HyperSpy")
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("data", help="list, make, fetch or verify course datasets")
@@ -192,9 +194,10 @@ def parser() -> argparse.ArgumentParser:
     ag = sub.add_parser("autograde", help="safely autograde the collected submissions of a lesson (instructors)")
     ag.add_argument("lesson")
     ag.add_argument("--student", action="append", help="only this student (repeatable)")
-    ag.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
-    ag.add_argument("--notebook-timeout", type=int, default=900, help="seconds per notebook (default 900)")
-    ag.add_argument("--memory-gb", type=float, default=4.0, help="memory (address space) per notebook, GB")
+    ag.add_argument("--cell-timeout", type=int, default=grading.CELL_TIMEOUT, help="seconds per cell")
+    ag.add_argument("--notebook-timeout", type=int, default=grading.NOTEBOOK_TIMEOUT, help="seconds per notebook")
+    ag.add_argument("--memory-gb", type=float, default=grading.MEMORY_LIMIT / 2**30,
+                    help="memory (address space) per notebook, GB")
     ag.set_defaults(func=cmd_autograde)
     ls_ = sub.add_parser("lab-settings", help="install the course's JupyterLab settings into this environment")
     ls_.set_defaults(func=cmd_lab_settings)
