@@ -1,42 +1,82 @@
 """The synthetic 4D-STEM twin: a magnetic thin film seen by a scanning probe.
 
-Each probe position (x, y) gives a diffraction pattern (kx, ky) made of
+Each probe position (x, y) gives a diffraction pattern (kx, ky) whose
+expected counts per pixel are
 
-* a bright-field disk whose centre moves with the probe: stripe-shaped
-  magnetic domains deflect the beam one way or the other, and a slow linear
-  descan ramp adds to it;
-* diffuse scattering around the disk that grows with specimen thickness and
-  depends on the region (vacuum, magnetic film, substrate);
-* six small Bragg discs whose strength follows the local crystal
-  orientation (so how many are visible varies: ragged peak finding), and a
-  faint high-angle ring;
-* Poisson counting noise, and optionally a few dead and hot detector pixels.
+* a bright-field disk, dimmed by absorption in thick specimen, whose centre
+  moves with the probe: stripe-shaped magnetic domains deflect the beam one
+  way or the other, and a slow linear descan ramp adds to it;
+* diffuse scattering around the disk, of order one count per pixel over most
+  of the detector, growing with specimen thickness and stronger on the
+  substrate than on the film (none through vacuum);
+* six Bragg discs whose strength follows the local crystal orientation, in
+  Friedel pairs of equal strength, so that 0, 2, 4 or 6 of them stand out
+  (ragged peak finding), and a faint high-angle ring;
 
-The expected counts are evaluated and the Poisson draw made in one compiled
-pass per pattern (numba), chunk by chunk in a dask graph, so a dataset of any
-size is streamed to disk with a few chunks in memory. The ground truth
-(shift maps, domain and region maps, number of visible Bragg discs, defect
-mask) is stored in the signal's metadata under ``Sample.ground_truth``.
+then each pixel is an exact Poisson draw of its expected count, and, if the
+preset asks for it, a few detector pixels are dead (always 0) or hot (always
+high).
+
+How it is computed
+------------------
+Disk, diffuse halo and ring are round about the beam centre, so one pattern's
+expected counts depend only on the distance ``r`` from that centre, sampled
+every 1/``LUT_STEPS`` pixel (the model is defined on that grid, not
+approximated by it). For every radial step the kernel tabulates the Poisson
+cumulative distribution once, and draws each pixel by inversion - one
+uniform number, a search that starts at the mean - so the draw is exact
+without an ``exp`` per pixel. Bragg discs, which are not round about the
+centre, are drawn pixel by pixel by inversion. Uniform numbers come from a
+xoshiro256+ generator seeded per chunk from ``(seed, MODEL_VERSION, chunk
+index)``, so a chunk is the same whichever thread or order computes it.
+
+The compiled kernel (numba, ``nogil``) renders one dask chunk at a time, so
+a dataset of any size streams to disk with a few chunks in memory.
+
+The ground truth (shift maps, domain and region maps, thickness, number of
+visible Bragg discs, defect masks) is stored in the signal's metadata under
+``Sample.ground_truth``. The centre of mass of a pattern, in pixel index
+units and with defect pixels left out, is ``D / 2 + shift`` to within a few
+per cent of the shift: the detector edge cuts a little of the diffuse halo.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+import numba
+
 from .manifest import Preset
 
 #: Version of the model; stored with every dataset so that an old file is remade.
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 
 # Geometry as fractions of the detector side D, so every preset looks alike.
 DISK_RADIUS = 1 / 8  # bright-field disk radius
 DOMAIN_SHIFT = 0.012  # magnetic deflection, each way
 DESCAN_SHIFT = 0.02  # descan ramp, from one scan edge to the other
+HALO_DECAY = 0.35  # diffuse halo: exponential decay length beyond the disk
+HALO_CUTOFF = 0.45  # diffuse halo: high-angle fall-off (exp(-(r / cutoff)^4))
 BRAGG_RADIUS = 0.30  # distance of the Bragg discs from the centre
 BRAGG_DISC = 1 / 40  # Bragg disc radius
 RING_RADIUS = 0.44  # faint high-angle ring
 RING_WIDTH = 1 / 64
-LUT_STEPS = 4  # radial look-up table samples per pixel
+LUT_STEPS = 4  # radial samples of the model per pixel
+# Expected counts are rounded to a grid 0.5 % apart (and to 0 below
+# LEVEL_MIN / 2), so that every value has its Poisson table ready.
+LEVEL_MIN = 1e-3
+LEVEL_MAX = 300.0  # above, pixels are drawn without a table (still exactly)
+LEVEL_STEP = 0.005
+GUIDE_SIZE = 64
+
+# Specimen: counts relative to the preset's dose (bright-field counts per pixel in vacuum).
+ABSORPTION = 0.6  # disk dimming per unit thickness: exp(-ABSORPTION * t)
+HALO_FILM = 0.09  # halo at the disk edge per unit thickness, film
+HALO_SUBSTRATE = 0.13  # ... substrate (heavier atoms scatter more)
+RING_STRENGTH = 0.02
+BRAGG_STRENGTH = 0.5
+BRAGG_VISIBLE = 0.1  # a Bragg disc "is visible" when its peak exceeds this * dose
+HOT_LEVEL = 25  # a hot pixel reads HOT_LEVEL * dose counts
 
 VACUUM, FILM, SUBSTRATE = 0, 1, 2
 
@@ -52,40 +92,26 @@ def _smooth_noise(rng, shape, scale):
     return field / 6
 
 
-def probe_maps(preset: Preset, seed: int | None = None) -> dict[str, np.ndarray]:
-    """Per-probe-position parameters and ground truth, in numpy order (y, x).
-
-    Returns
-    -------
-    dict
-        ``shift_x``, ``shift_y`` (true disk displacement in detector pixels,
-        centre of mass = ``D / 2 + shift``), ``domain`` (-1..1 magnetisation),
-        ``region`` (0 vacuum, 1 film, 2 substrate), ``thickness`` (relative),
-        ``disk``, ``diffuse``, ``ring`` (expected counts per pixel) and
-        ``bragg`` (expected peak counts of each of the 6 discs, shape
-        (ny, nx, 6)), ``n_bragg`` (discs brighter than the disk edge), plus
-        ``dead`` and ``hot`` (detector defect masks, numpy order (ky, kx)).
-    """
-    seed = preset.seed if seed is None else seed
-    rng = np.random.default_rng(seed)
-    (nx, ny), (kx, ky) = preset.navigation_shape, preset.signal_shape
-    D = kx
+def _specimen(rng, nx, ny):
+    """Region map (vacuum band on top, film, substrate below) and thickness."""
     y, x = np.mgrid[0:ny, 0:nx].astype(float)
-    u, v = x / nx, y / ny  # 0..1 across the scan
-
-    # Regions: a vacuum band at the top with a wavy edge, the film, the substrate below.
+    u, v = x / nx, y / ny
     wav = _smooth_noise(rng, (ny, nx), scale=0.6 * nx)
-    top = 0.14 + 0.04 * wav[0][None, :] * np.ones_like(v)
+    top = 0.14 + 0.04 * wav[0][None, :]
     bottom = 0.78 + 0.02 * np.sin(2 * np.pi * u * 1.5)
     region = np.full((ny, nx), FILM, dtype=np.uint8)
     region[v < top] = VACUUM
     region[v > bottom] = SUBSTRATE
-    # A wedge: thickness rises across the scan, with a little roughness.
+    # A wedge: thickness rises from left to right, with a little roughness.
     thickness = (0.35 + 0.65 * u) * (1 + 0.08 * _smooth_noise(rng, (ny, nx), scale=0.1 * nx))
     thickness[region == VACUUM] = 0.0
     thickness[region == SUBSTRATE] *= 1.4
+    return region, thickness
 
-    # Stripe domains written into the film, walls with a finite width.
+
+def _domains(rng, nx, ny, region, D):
+    """Stripe domains (-1..1) and the beam shift they cause, plus descan."""
+    y, x = np.mgrid[0:ny, 0:nx].astype(float)
     angle = rng.uniform(np.deg2rad(20), np.deg2rad(35))
     period = max(nx / 5.5, 4.0)
     phase = (x * np.cos(angle) + y * np.sin(angle)) / period
@@ -95,125 +121,301 @@ def probe_maps(preset: Preset, seed: int | None = None) -> dict[str, np.ndarray]
     domain[region != FILM] = 0.0
     direction = angle + np.pi / 2  # deflection along the stripes
     amp = DOMAIN_SHIFT * D
-    shift_x = amp * domain * np.cos(direction) + DESCAN_SHIFT * D * (u - 0.5)
-    shift_y = amp * domain * np.sin(direction) + 0.5 * DESCAN_SHIFT * D * (v - 0.5)
+    shift_x = amp * domain * np.cos(direction) + DESCAN_SHIFT * D * (x / nx - 0.5)
+    shift_y = amp * domain * np.sin(direction) + 0.5 * DESCAN_SHIFT * D * (y / ny - 0.5)
+    return domain, shift_x, shift_y
+
+
+def _defects(seed, kx, ky, enabled):
+    """Dead and hot detector pixels, numpy order (ky, kx)."""
+    dead = np.zeros((ky, kx), dtype=bool)
+    hot = np.zeros((ky, kx), dtype=bool)
+    if enabled:
+        n_def = max(1, (kx * ky) // 8000)
+        drng = np.random.default_rng([seed, 1])
+        picks = drng.choice(kx * ky, n_def + max(1, n_def // 2), replace=False)
+        dead.flat[picks[:n_def]] = True
+        hot.flat[picks[n_def:]] = True
+    return dead, hot
+
+
+def probe_maps(preset: Preset, seed: int | None = None) -> dict[str, np.ndarray]:
+    """Per-probe-position parameters and ground truth, in numpy order (y, x).
+
+    Returns
+    -------
+    dict
+        ``shift_x``, ``shift_y`` (true disk displacement in detector pixels,
+        centre of mass = ``D / 2 + shift``), ``domain`` (-1..1 magnetisation),
+        ``region`` (0 vacuum, 1 film, 2 substrate), ``thickness`` (relative),
+        ``disk``, ``halo``, ``ring`` (expected counts per pixel at the
+        maximum of each component) and ``bragg`` (expected peak counts of
+        each of the 6 discs, shape (ny, nx, 6)), ``n_bragg`` (discs whose
+        peak exceeds ``BRAGG_VISIBLE * dose``), plus ``dead`` and ``hot``
+        (detector defect masks, numpy order (ky, kx)) and ``dose``.
+    """
+    seed = preset.seed if seed is None else seed
+    rng = np.random.default_rng(seed)
+    (nx, ny), (kx, ky) = preset.navigation_shape, preset.signal_shape
+    region, thickness = _specimen(rng, nx, ny)
+    domain, shift_x, shift_y = _domains(rng, nx, ny, region, kx)
 
     dose = preset.dose
-    absorb = np.exp(-0.6 * thickness)
-    disk = dose * absorb
-    diffuse_strength = np.where(region == SUBSTRATE, 0.05, 0.035)
-    diffuse = dose * diffuse_strength * thickness
-    ring = dose * 0.02 * thickness * (region != VACUUM)
-    # Bragg discs: crystal orientation varies in grains; discs light up by turns.
+    solid = region != VACUUM
+    disk = dose * np.exp(-ABSORPTION * thickness)
+    halo = dose * np.where(region == SUBSTRATE, HALO_SUBSTRATE, HALO_FILM) * thickness
+    ring = dose * RING_STRENGTH * thickness * solid
+    # Bragg discs: crystal orientation varies in grains; opposite discs
+    # (k and k + 3) are equally strong, so they light up in pairs.
     orient = _smooth_noise(rng, (ny, nx), scale=0.15 * nx)
     k = np.arange(6)
     excitation = np.cos(np.pi * (orient[..., None] * 2.5 + k / 3.0)) ** 6
-    bragg = dose * 0.6 * excitation * thickness[..., None] * (region != VACUUM)[..., None]
-    n_bragg = (bragg > 0.5 * dose).sum(axis=-1).astype(np.uint8)
-
-    dead = np.zeros((ky, kx), dtype=bool)
-    hot = np.zeros((ky, kx), dtype=bool)
-    if preset.defects:
-        n_def = max(1, (kx * ky) // 8000)
-        drng = np.random.default_rng(seed + 1)
-        dead.flat[drng.choice(kx * ky, n_def, replace=False)] = True
-        hot.flat[drng.choice(kx * ky, max(1, n_def // 2), replace=False)] = True
-        hot &= ~dead
+    bragg = dose * BRAGG_STRENGTH * excitation * (thickness * solid)[..., None]
+    n_bragg = (bragg > BRAGG_VISIBLE * dose).sum(axis=-1).astype(np.uint8)
+    dead, hot = _defects(seed, kx, ky, preset.defects)
+    f32 = np.float32
     return dict(
-        shift_x=shift_x.astype(np.float32), shift_y=shift_y.astype(np.float32),
-        domain=domain.astype(np.float32), region=region, thickness=thickness.astype(np.float32),
-        disk=disk.astype(np.float32), diffuse=diffuse.astype(np.float32),
-        ring=ring.astype(np.float32), bragg=bragg.astype(np.float32), n_bragg=n_bragg,
-        dead=dead, hot=hot,
+        shift_x=shift_x.astype(f32), shift_y=shift_y.astype(f32),
+        domain=domain.astype(f32), region=region, thickness=thickness.astype(f32),
+        disk=disk.astype(f32), halo=halo.astype(f32), ring=ring.astype(f32),
+        bragg=bragg.astype(f32), n_bragg=n_bragg, dead=dead, hot=hot, dose=np.float64(dose),
     )
 
 
-def _radial_profiles(D: int) -> np.ndarray:
-    """Unit radial profiles (disk, diffuse, ring) sampled every 1/LUT_STEPS pixel."""
+def radial_profiles(D: int) -> np.ndarray:
+    """Unit radial profiles (disk, halo, ring) at r = q / LUT_STEPS pixels.
+
+    The expected count of a pixel at distance r from the beam centre is
+    ``disk * P[0, q] + halo * P[1, q] + ring * P[2, q]`` with ``q`` the
+    nearest sample, plus the Bragg discs.
+    """
     r = np.arange(int(np.ceil(D * 0.75 * LUT_STEPS)) + 2) / LUT_STEPS
     R = DISK_RADIUS * D
     disk = np.clip(R - r + 0.5, 0, 1)  # one-pixel soft edge
-    diffuse = np.exp(-np.clip(r - R, 0, None) / (0.06 * D)) * (1 - disk)
+    halo = np.exp(-np.clip(r - R, 0, None) / (HALO_DECAY * D) - (r / (HALO_CUTOFF * D)) ** 4)
+    halo *= 1 - disk
     ring = np.exp(-0.5 * ((r - RING_RADIUS * D) / (RING_WIDTH * D)) ** 2)
-    return np.stack([disk, diffuse, ring]).astype(np.float32)
+    ring[ring < 1e-3] = 0.0  # keep the disk interior exactly flat
+    return np.stack([disk, halo, ring])
 
 
-def _compile_kernel():
-    import numba
+def _level_grid():
+    """Expected counts the model can take: 0, then a geometric grid."""
+    n = int(np.ceil(np.log(LEVEL_MAX / LEVEL_MIN) / np.log1p(LEVEL_STEP))) + 1
+    return np.concatenate([[0.0], LEVEL_MIN * (1 + LEVEL_STEP) ** np.arange(n)])
 
-    @numba.njit(nogil=True, cache=True)
-    def render(out, seed, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profiles):
-        """Draw Poisson patterns into out[ny, nx, h, w] (uint16)."""
-        np.random.seed(seed)
-        ny, nx, h, w = out.shape
-        nlut = profiles.shape[1]
-        lut = np.empty(nlut, dtype=np.float32)
-        lam = np.empty((h, w), dtype=np.float32)
-        for j in range(ny):
-            for i in range(nx):
-                a0, a1, a2 = amps[j, i, 0], amps[j, i, 1], amps[j, i, 2]
-                for q in range(nlut):
-                    lut[q] = a0 * profiles[0, q] + a1 * profiles[1, q] + a2 * profiles[2, q]
-                c_x, c_y = cx[j, i], cy[j, i]
-                for p in range(h):
-                    dy = ky0 + p - c_y
-                    for s in range(w):
-                        dx = kx0 + s - c_x
-                        q = int(np.sqrt(dx * dx + dy * dy) * 4.0 + 0.5)
-                        lam[p, s] = lut[q] if q < nlut else 0.0
-                # Bragg discs: flat tops with a soft edge, only where they land.
-                for b in range(bragg_xy.shape[0]):
-                    peak = bragg[j, i, b]
-                    if peak <= 0.0:
+
+_u64 = np.uint64
+_STEPS = float(LUT_STEPS)
+_G = GUIDE_SIZE
+_LOG_MIN, _LOG_STEP = float(np.log(LEVEL_MIN)), float(np.log1p(LEVEL_STEP))
+
+
+@numba.njit(inline="always", cache=True)
+def _uniform(s0, s1, s2, s3):
+    """xoshiro256+ step: a uniform number in [0, 1) and the new state."""
+    res = s0 + s3
+    t = s1 << _u64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = (s3 << _u64(45)) | (s3 >> _u64(19))
+    return (res >> _u64(11)) * (1.0 / 9007199254740992.0), s0, s1, s2, s3
+
+
+@numba.njit(nogil=True, cache=True)
+def _tables(levels):
+    """Cumulative Poisson tables and guide tables for every level.
+
+    Level ``nlev`` (one past the grid) has an empty table, so that a draw
+    there is always handed to the exact fallback.
+    """
+    nlev = levels.shape[0]
+    off = np.zeros(nlev + 2, dtype=np.int64)
+    for v in range(1, nlev):
+        m = levels[v]
+        off[v + 1] = off[v] + int(m + 14.0 * np.sqrt(m) + 31.0)
+    off[nlev + 1] = off[nlev] + 1
+    cdf = np.full(off[nlev + 1], 2.0)  # 2.0: a sentinel above every u
+    size = np.zeros(nlev + 1, dtype=np.int64)
+    plast = np.zeros(nlev + 1)
+    guide = np.zeros((nlev + 1, _G), dtype=np.int64)
+    for v in range(1, nlev):
+        m, o = levels[v], off[v]
+        p = np.exp(-m)
+        c = p
+        n = 0
+        while True:
+            cdf[o + n] = c
+            n += 1
+            # stop past the mean once the tail is negligible (the slot
+            # after the table keeps the sentinel); a draw in the tail
+            # continues the series exactly
+            if (n > m and p < 1e-13) or o + n == off[v + 1] - 1:
+                break
+            p *= m / n
+            c += p
+        size[v], plast[v] = n, p
+        k = 0
+        for g in range(_G):  # guide[g]: first k with cdf[k] >= g / _G
+            while k < n - 1 and cdf[o + k] < g / _G:
+                k += 1
+            guide[v, g] = k
+    return cdf, off, size, plast, guide
+
+
+@numba.njit(inline="always", cache=True)
+def _level_of(m, nlev):
+    """Index of the grid level nearest to mean m (nlev: beyond the grid)."""
+    if m < 0.5 * LEVEL_MIN:
+        return 0
+    return min(max(1, 1 + int(round((np.log(m) - _LOG_MIN) / _LOG_STEP))), nlev)
+
+
+@numba.njit(nogil=True, cache=True)
+def _series_tail(u, m, k, p, c):
+    """Continue the inversion past a table that ends at k, pmf p, cdf c."""
+    while u > c and p > 0.0:
+        k += 1
+        p *= m / k
+        c += p
+    return k
+
+
+@numba.njit(nogil=True, cache=True)
+def _draw_large(m, s0, s1, s2, s3):
+    """Exact Poisson draw of a mean beyond the tables (a sum of Poissons)."""
+    k = 0
+    while m > 0.0:
+        part = min(m, 100.0)
+        m -= part
+        u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
+        e = np.exp(-part)
+        k += _series_tail(u, part, 0, e, e)
+    return k, s0, s1, s2, s3
+
+
+@numba.njit(nogil=True, cache=True)
+def _finish(v, u, m, levels, cdf, off, size, plast, s0, s1, s2, s3):
+    """A draw the fast loop could not finish: in a table's tail or off the grid."""
+    if v == levels.shape[0]:
+        return _draw_large(m, s0, s1, s2, s3)
+    n = size[v]
+    return _series_tail(u, levels[v], n - 1, plast[v], cdf[off[v] + n - 1]), s0, s1, s2, s3
+
+
+@numba.njit(nogil=True, cache=True)
+def _render(out, state, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profiles,
+           levels, cdf, off, size, plast, guide):
+    """Draw Poisson patterns into out[ny, nx, h, w] (uint16)."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    ny, nx, h, w = out.shape
+    nlut = profiles.shape[1]
+    nlev = levels.shape[0]
+    lev = np.zeros(nlut + 1, dtype=np.int64)  # lev[nlut]: outside the model
+    lam = np.zeros(nlut + 1)
+    pend_pix = np.empty(h * w, dtype=np.int64)
+    pend_u = np.empty(h * w)
+    for j in range(ny):
+        for i in range(nx):
+            a0, a1, a2 = amps[j, i, 0], amps[j, i, 1], amps[j, i, 2]
+            c_x, c_y = cx[j, i], cy[j, i]
+            # the radial samples this chunk's window reaches
+            ex = max(kx0 - c_x, 0.0, c_x - (kx0 + w - 1))
+            ey = max(ky0 - c_y, 0.0, c_y - (ky0 + h - 1))
+            fx = max(abs(kx0 - c_x), abs(kx0 + w - 1 - c_x))
+            fy = max(abs(ky0 - c_y), abs(ky0 + h - 1 - c_y))
+            qa = int(np.sqrt(ex * ex + ey * ey) * _STEPS + 0.5)
+            qb = min(int(np.sqrt(fx * fx + fy * fy) * _STEPS + 0.5) + 1, nlut)
+            for q in range(qa, qb):
+                m = a0 * profiles[0, q] + a1 * profiles[1, q] + a2 * profiles[2, q]
+                lam[q] = m
+                lev[q] = _level_of(m, nlev)
+            # The fast loop: no function calls, rare cases queued.
+            npend = 0
+            for p in range(h):
+                dy = ky0 + p - c_y
+                dy2 = dy * dy
+                for s in range(w):
+                    dx = kx0 + s - c_x
+                    q = min(int(np.sqrt(dx * dx + dy2) * _STEPS + 0.5), nlut)
+                    v = lev[q]
+                    if v == 0:
+                        out[j, i, p, s] = 0
                         continue
-                    bx, by = c_x + bragg_xy[b, 0], c_y + bragg_xy[b, 1]
-                    p0 = max(int(by - bragg_r - 2) - ky0, 0)
-                    p1 = min(int(by + bragg_r + 3) - ky0, h)
-                    s0 = max(int(bx - bragg_r - 2) - kx0, 0)
-                    s1 = min(int(bx + bragg_r + 3) - kx0, w)
-                    for p in range(p0, p1):
-                        for s in range(s0, s1):
-                            dx, dy = kx0 + s - bx, ky0 + p - by
-                            edge = bragg_r - np.sqrt(dx * dx + dy * dy) + 0.5
-                            if edge > 0.0:
-                                lam[p, s] += peak * min(edge, 1.0)
-                # Poisson draw by inversion: exact, one uniform per pixel.
-                for p in range(h):
-                    for s in range(w):
-                        m = lam[p, s]
-                        if m <= 0.0:
-                            out[j, i, p, s] = 0
+                    u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
+                    o = off[v]
+                    k = guide[v, int(u * _G)]
+                    while u > cdf[o + k]:
+                        k += 1
+                    if k >= size[v]:
+                        pend_pix[npend] = p * w + s
+                        pend_u[npend] = u
+                        npend += 1
+                    out[j, i, p, s] = min(k, 65535)
+            for t in range(npend):
+                p, s = pend_pix[t] // w, pend_pix[t] % w
+                dx, dy = kx0 + s - c_x, ky0 + p - c_y
+                q = min(int(np.sqrt(dx * dx + dy * dy) * _STEPS + 0.5), nlut)
+                k, s0, s1, s2, s3 = _finish(lev[q], pend_u[t], lam[q], levels, cdf, off, size,
+                                           plast, s0, s1, s2, s3)
+                out[j, i, p, s] = min(k, 65535)
+            # Bragg discs: flat tops with a soft edge, redrawn pixel by pixel.
+            for b in range(bragg_xy.shape[0]):
+                top = bragg[j, i, b]
+                if top <= 0.0:
+                    continue
+                bx, by = c_x + bragg_xy[b, 0], c_y + bragg_xy[b, 1]
+                p0 = max(int(by - bragg_r - 2) - ky0, 0)
+                p1 = min(int(by + bragg_r + 3) - ky0, h)
+                q0 = max(int(bx - bragg_r - 2) - kx0, 0)
+                q1 = min(int(bx + bragg_r + 3) - kx0, w)
+                for p in range(p0, p1):
+                    for s in range(q0, q1):
+                        dx, dy = kx0 + s - bx, ky0 + p - by
+                        edge = bragg_r - np.sqrt(dx * dx + dy * dy) + 0.5
+                        if edge <= 0.0:
                             continue
-                        if m > 30.0:
-                            k = np.random.poisson(m)
-                        else:
-                            u = np.random.random()
-                            t = np.exp(-m)
-                            c = t
-                            k = 0
-                            while u > c and k < 200:
-                                k += 1
-                                t *= m / k
-                                c += t
+                        ddx, ddy = kx0 + s - c_x, ky0 + p - c_y
+                        q = min(int(np.sqrt(ddx * ddx + ddy * ddy) * _STEPS + 0.5), nlut - 1)
+                        m = top * min(edge, 1.0)
+                        m += a0 * profiles[0, q] + a1 * profiles[1, q] + a2 * profiles[2, q]
+                        v = _level_of(m, nlev)
+                        u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
+                        o = off[v]
+                        k = guide[v, int(u * _G)]
+                        while u > cdf[o + k]:
+                            k += 1
+                        if k >= size[v]:
+                            k, s0, s1, s2, s3 = _finish(v, u, m, levels, cdf, off, size,
+                                                       plast, s0, s1, s2, s3)
                         out[j, i, p, s] = min(k, 65535)
-        return out
-
-    return render
+    return out
 
 
-_KERNEL = None
+_TABLES = None
 
 
 def _kernel():
-    global _KERNEL
-    if _KERNEL is None:
-        _KERNEL = _compile_kernel()
-    return _KERNEL
+    """The compiled renderer, the level grid and its Poisson tables (made once)."""
+    global _TABLES
+    if _TABLES is None:
+        levels = _level_grid()
+        _TABLES = (levels, _tables(levels))
+    return _render, *_TABLES
 
 
-def _block_seed(seed: int, block_id) -> int:
+def _block_state(seed: int, block_id) -> np.ndarray:
+    """Generator state of one chunk, from the seed, model version and chunk index."""
     ss = np.random.SeedSequence([seed, MODEL_VERSION, *block_id])
-    return int(ss.generate_state(1, dtype=np.uint32)[0])
+    return ss.generate_state(4, dtype=np.uint64)
+
+
+def _bragg_offsets(D: int) -> np.ndarray:
+    ang = np.deg2rad(15 + 60 * np.arange(6))
+    return BRAGG_RADIUS * D * np.stack([np.cos(ang), np.sin(ang)], axis=-1)
 
 
 def render_block(maps: dict, D: int, seed: int, block_id, block_slices) -> np.ndarray:
@@ -221,26 +423,21 @@ def render_block(maps: dict, D: int, seed: int, block_id, block_slices) -> np.nd
     sy, sx, sky, skx = block_slices
     shape = tuple(s.stop - s.start for s in block_slices)
     out = np.empty(shape, dtype=np.uint16)
-    cx = (D / 2 + maps["shift_x"][sy, sx]).astype(np.float32)
-    cy = (D / 2 + maps["shift_y"][sy, sx]).astype(np.float32)
-    amps = np.stack([maps["disk"][sy, sx], maps["diffuse"][sy, sx], maps["ring"][sy, sx]], axis=-1)
-    ang = np.deg2rad(15 + 60 * np.arange(6))
-    bragg_xy = (BRAGG_RADIUS * D * np.stack([np.cos(ang), np.sin(ang)], axis=-1)).astype(np.float32)
-    _kernel()(
-        out, _block_seed(seed, block_id), sky.start, skx.start, cx, cy,
-        np.ascontiguousarray(amps, dtype=np.float32),
-        np.ascontiguousarray(maps["bragg"][sy, sx]), bragg_xy,
-        np.float32(max(BRAGG_DISC * D, 0.8)), _radial_profiles(D),
+    amps = np.stack([maps[k][sy, sx] for k in ("disk", "halo", "ring")], axis=-1)
+    render, levels, tabs = _kernel()
+    render(
+        out, _block_state(seed, block_id), float(sky.start), float(skx.start),
+        D / 2 + maps["shift_x"][sy, sx].astype(float), D / 2 + maps["shift_y"][sy, sx].astype(float),
+        amps.astype(float), np.ascontiguousarray(maps["bragg"][sy, sx], dtype=float),
+        _bragg_offsets(D), max(BRAGG_DISC * D, 0.8), radial_profiles(D), levels, *tabs,
     )
     dead = maps["dead"][sky, skx]
     hot = maps["hot"][sky, skx]
     if dead.any():
         out[..., dead] = 0
     if hot.any():
-        out[..., hot] = np.uint16(min(65535, int(40 * max(maps["disk"].max(), 1))))
+        out[..., hot] = np.uint16(min(65535, round(HOT_LEVEL * maps["dose"])))
     return out
-
-
 def make_lazy_signal(preset: Preset, seed: int | None = None):
     """The synthetic dataset as a lazy HyperSpy signal, nothing computed yet.
 
@@ -254,13 +451,15 @@ def make_lazy_signal(preset: Preset, seed: int | None = None):
     Returns
     -------
     hyperspy.signals.LazySignal2D
-        Axes named and calibrated (scan in nm, detector in mrad), chunks as
-        in the preset, ground truth in ``metadata.Sample.ground_truth``.
+        Navigation axes ``x``, ``y`` (nm) and signal axes ``kx``, ``ky``
+        (mrad, zero at the detector centre), data in numpy order
+        ``(y, x, ky, kx)``, chunks as in the preset, ground truth in
+        ``metadata.Sample.ground_truth``.
     """
     import dask.array as da
-    import hyperspy.api as hs
+    from dask.base import tokenize
 
-    seed = preset.seed if seed is None else seed
+    seed = preset.seed if seed is None else int(seed)
     maps = probe_maps(preset, seed)
     D = preset.signal_shape[0]
 
@@ -270,7 +469,8 @@ def make_lazy_signal(preset: Preset, seed: int | None = None):
 
     data = da.map_blocks(
         block, dtype=np.uint16, chunks=da.core.normalize_chunks(preset.chunks, preset.data_shape),
-        meta=np.empty((0, 0, 0, 0), dtype=np.uint16), name=f"synthetic-{preset.name}-{seed}",
+        meta=np.empty((0, 0, 0, 0), dtype=np.uint16),
+        name=f"synthetic-{preset.name}-{tokenize(preset, seed, MODEL_VERSION)}",
     )
     return _wrap(data, preset, seed, maps)
 
@@ -279,26 +479,30 @@ def _wrap(data, preset: Preset, seed: int, maps: dict):
     import hyperspy.api as hs
 
     (nx, ny), (kx, ky) = preset.navigation_shape, preset.signal_shape
-    R = DISK_RADIUS * kx
+    scan, det = preset.scan_scale_nm, preset.detector_scale_mrad
+    # axes in numpy (data) order; HyperSpy shows navigation as (x, y), signal as (kx, ky)
     axes = [
-        dict(name="y", units="nm", scale=preset.scan_scale_nm, offset=0.0, size=ny, navigate=True),
-        dict(name="x", units="nm", scale=preset.scan_scale_nm, offset=0.0, size=nx, navigate=True),
-        dict(name="ky", units="mrad", scale=preset.detector_scale_mrad,
-             offset=-ky / 2 * preset.detector_scale_mrad, size=ky, navigate=False),
-        dict(name="kx", units="mrad", scale=preset.detector_scale_mrad,
-             offset=-kx / 2 * preset.detector_scale_mrad, size=kx, navigate=False),
+        dict(name="y", units="nm", scale=scan, offset=0.0, size=ny, navigate=True),
+        dict(name="x", units="nm", scale=scan, offset=0.0, size=nx, navigate=True),
+        dict(name="ky", units="mrad", scale=det, offset=-(ky // 2) * det, size=ky, navigate=False),
+        dict(name="kx", units="mrad", scale=det, offset=-(kx // 2) * det, size=kx, navigate=False),
     ]
     s = hs.signals.Signal2D(data, axes=axes).as_lazy()
     s.metadata.General.title = f"Synthetic 4D-STEM twin ({preset.name}, seed {seed})"
-    s.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 200.0)
-    s.metadata.set_item("Acquisition_instrument.TEM.convergence_angle", R * preset.detector_scale_mrad)
-    s.metadata.set_item("Acquisition_instrument.TEM.acquisition_mode", "STEM")
+    s.metadata.Signal.quantity = "Counts"
+    tem = "Acquisition_instrument.TEM"
+    s.metadata.set_item(f"{tem}.beam_energy", 200.0)
+    s.metadata.set_item(f"{tem}.convergence_angle", DISK_RADIUS * kx * det)
+    s.metadata.set_item(f"{tem}.acquisition_mode", "STEM")
     s.metadata.set_item(
         "Sample.description",
         "Magnetic thin film with stripe domains on a substrate, vacuum at the top; "
         "thickness rises from left to right.",
     )
-    s.metadata.set_item("Sample.synthetic", {"preset": preset.name, "seed": seed, "model_version": MODEL_VERSION})
+    s.metadata.set_item(
+        "Sample.synthetic",
+        {"preset": preset.name, "seed": seed, "model_version": MODEL_VERSION, "dose": preset.dose},
+    )
     truth = {k: maps[k] for k in ("shift_x", "shift_y", "domain", "region", "thickness", "n_bragg")}
     truth["dead_pixels"] = maps["dead"]
     truth["hot_pixels"] = maps["hot"]
@@ -335,6 +539,12 @@ def generate(
     -------
     dict
         Format -> path of the finished file.
+
+    Raises
+    ------
+    CourseDataError
+        If a file exists and ``overwrite`` is False, the format is unknown,
+        or the disk is (or becomes) too full.
     """
     from pathlib import Path
 
@@ -352,8 +562,8 @@ def generate(
                 f"{final} already exists; it was left as it is. Pass --overwrite "
                 "(overwrite=True) to replace it, or choose another --dest."
             )
-    # Noisy uint16 patterns compress to about a third; ask for half to be safe.
-    storage.check_free_space(dest, int(preset.nbytes * 0.5 * len(formats)))
+    # The counts compress to about a sixth; ask for a third to be safe.
+    storage.check_free_space(dest, int(preset.nbytes / 3 * len(formats)))
     s = make_lazy_signal(preset, seed)
     paths = {}
     for fmt in formats:
@@ -363,9 +573,12 @@ def generate(
                 print(f"Writing {final} ({preset.nbytes / 1e9:.2f} GB uncompressed)")
             s.save(tmp, chunks=preset.chunks, show_progressbar=progress)
             if fmt == "zspy":
-                storage.write_stamp(
-                    tmp, {"preset": preset.name, "seed": seed, "model_version": MODEL_VERSION,
-                          "shape": list(preset.data_shape), "chunks": list(preset.chunks)},
-                )
+                storage.write_stamp(tmp, stamp(preset, seed))
         paths[fmt] = final
     return paths
+
+
+def stamp(preset: Preset, seed: int) -> dict:
+    """What a finished synthetic ``.zspy`` records about itself."""
+    return {"preset": preset.name, "seed": seed, "model_version": MODEL_VERSION,
+            "shape": list(preset.data_shape), "chunks": list(preset.chunks)}
