@@ -1,0 +1,303 @@
+"""The synthetic 4D-STEM twin: what the lessons may rely on.
+
+Everything runs on the ``ci`` preset or on small presets made here, so the
+file takes seconds; one test makes a few hundred MB in a child process to
+show that generation streams (peak memory far below the dataset's size).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from lazysignals import manifest, synthetic
+from lazysignals.manifest import Preset
+
+# Centre of mass against the stored shift, on `ci` (32 x 32 detector, dose 60):
+# the Poisson noise gives about 0.12 px RMS per pattern, the diffuse halo cut
+# by the detector edge scales the shift by about 0.96.
+COM_RMS_TOL = 0.2  # pixels, per pattern, both axes together
+COM_SLOPE_RANGE = (0.9, 1.05)
+DOMAIN_CORRELATION_MIN = 0.9
+
+
+@pytest.fixture(scope="module")
+def ci():
+    return manifest.get_preset("ci")
+
+
+@pytest.fixture(scope="module")
+def ci_signal(ci):
+    return synthetic.make_lazy_signal(ci)
+
+
+@pytest.fixture(scope="module")
+def ci_data(ci_signal):
+    return np.asarray(ci_signal.data.compute())
+
+
+@pytest.fixture(scope="module")
+def truth(ci_signal):
+    node = ci_signal.metadata.Sample.ground_truth
+    return {k: np.asarray(v) for k, v in node.as_dictionary().items()}
+
+
+def small_preset(**changes) -> Preset:
+    base = dict(name="tiny", description="test", navigation_shape=(24, 12), signal_shape=(32, 32),
+                chunk=8, dtype="uint16", seed=7, scan_scale_nm=2.0, detector_scale_mrad=0.5,
+                dose=60.0, defects=True)
+    base.update(changes)
+    return Preset(**base)
+
+
+def centre_of_mass(data, truth):
+    """Centre of mass of every pattern in pixel index units, defects masked."""
+    good = ~(truth["dead_pixels"] | truth["hot_pixels"])
+    d = data.astype(float) * good
+    k = np.arange(d.shape[-1])
+    total = d.sum(axis=(2, 3))
+    return (d.sum(axis=2) * k).sum(-1) / total, (d.sum(axis=3) * k).sum(-1) / total
+
+
+# --------------------------------------------------------------------------
+# Geometry, axes and metadata
+# --------------------------------------------------------------------------
+
+def test_signal_has_preset_shape_dtype_and_chunks(ci, ci_signal):
+    assert ci_signal._lazy
+    assert ci_signal.data.shape == ci.data_shape == (16, 55, 32, 32)
+    assert ci_signal.data.dtype == np.uint16
+    assert ci_signal.data.chunksize == ci.chunks
+    assert ci_signal.axes_manager.navigation_shape == ci.navigation_shape
+    assert ci_signal.axes_manager.signal_shape == ci.signal_shape
+
+
+def test_axes_are_named_calibrated_and_in_hyperspy_order(ci, ci_signal):
+    nav = ci_signal.axes_manager.navigation_axes
+    sig = ci_signal.axes_manager.signal_axes
+    assert [a.name for a in nav] == ["x", "y"]
+    assert [a.name for a in sig] == ["kx", "ky"]
+    assert [a.size for a in nav] == [55, 16]  # x runs along the data's second index
+    for a in nav:
+        assert (a.units, a.scale, a.offset) == ("nm", ci.scan_scale_nm, 0.0)
+    for a in sig:
+        assert a.units == "mrad"
+        assert a.scale == pytest.approx(ci.detector_scale_mrad)
+        # pixel index D/2 is the detector centre, 0 mrad
+        assert a.index2value(ci.signal_shape[0] // 2) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_metadata_names_the_dataset_and_holds_the_ground_truth(ci, ci_signal, truth):
+    md = ci_signal.metadata
+    assert "ci" in md.General.title and str(ci.seed) in md.General.title
+    assert md.Sample.synthetic.model_version == synthetic.MODEL_VERSION
+    assert md.Acquisition_instrument.TEM.beam_energy > 0
+    assert set(truth) == {"shift_x", "shift_y", "domain", "region", "thickness", "n_bragg",
+                          "dead_pixels", "hot_pixels"}
+    for k in ("shift_x", "shift_y", "domain", "region", "thickness", "n_bragg"):
+        assert truth[k].shape == ci.data_shape[:2], k
+    assert truth["dead_pixels"].shape == ci.data_shape[2:]
+
+
+# --------------------------------------------------------------------------
+# Determinism
+# --------------------------------------------------------------------------
+
+def test_same_seed_gives_identical_data_whatever_the_chunk_order(ci, ci_data):
+    s = synthetic.make_lazy_signal(ci)
+    reversed_order = s.data[::-1, ::-1].compute(scheduler="threads")[::-1, ::-1]
+    np.testing.assert_array_equal(reversed_order, ci_data)
+    np.testing.assert_array_equal(s.data.compute(scheduler="synchronous"), ci_data)
+
+
+def test_another_seed_gives_another_specimen(ci, ci_data, truth):
+    other = synthetic.make_lazy_signal(ci, seed=ci.seed + 1)
+    gt = other.metadata.Sample.ground_truth
+    assert not np.array_equal(np.asarray(gt.domain), truth["domain"])
+    assert (np.asarray(other.data.compute()) != ci_data).mean() > 0.3
+
+
+# --------------------------------------------------------------------------
+# Ground truth agrees with the data
+# --------------------------------------------------------------------------
+
+def test_centre_of_mass_matches_half_detector_plus_stored_shift(ci, ci_data, truth):
+    D = ci.signal_shape[0]
+    cx, cy = centre_of_mass(ci_data, truth)
+    ex, ey = cx - D / 2 - truth["shift_x"], cy - D / 2 - truth["shift_y"]
+    rms = np.sqrt(np.mean(ex**2 + ey**2))
+    assert rms < COM_RMS_TOL, f"COM differs from D/2 + shift by {rms:.3f} px RMS"
+    slope = np.polyfit(truth["shift_x"].ravel(), (cx - D / 2).ravel(), 1)[0]
+    assert COM_SLOPE_RANGE[0] < slope < COM_SLOPE_RANGE[1]
+
+
+def test_centre_of_mass_recovers_the_domain_map(ci, ci_data, truth):
+    cx, cy = centre_of_mass(ci_data, truth)
+    film = truth["region"] == synthetic.FILM
+    ny, nx = cx.shape
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    ramp = np.c_[np.ones(xx.size), xx.ravel(), yy.ravel()][film.ravel()]
+    # remove the descan ramp (a plane), then find the deflection direction
+    resid = [c.ravel()[film.ravel()] - ramp @ np.linalg.lstsq(ramp, c.ravel()[film.ravel()], rcond=None)[0]
+             for c in (cx, cy)]
+    comp = np.c_[resid[0], resid[1]]
+    w = np.linalg.lstsq(comp, truth["domain"][film], rcond=None)[0]
+    r = np.corrcoef(comp @ w, truth["domain"][film])[0, 1]
+    assert r > DOMAIN_CORRELATION_MIN, f"domain map correlation {r:.3f}"
+
+
+def test_annular_dark_field_shows_vacuum_film_and_substrate(ci, ci_data, truth):
+    D = ci.signal_shape[0]
+    k = np.arange(D) - D / 2
+    r = np.hypot(*np.meshgrid(k, k))
+    ring = (r > 0.2 * D) & (r < 0.45 * D) & ~(truth["dead_pixels"] | truth["hot_pixels"])
+    adf = (ci_data * ring).sum(axis=(2, 3))
+    vac, film, sub = (adf[truth["region"] == v].mean() for v in (synthetic.VACUUM, synthetic.FILM,
+                                                                  synthetic.SUBSTRATE))
+    assert vac * 10 < film < sub
+    # the film thickens from left to right, so does its dark-field signal
+    film_rows = adf * (truth["region"] == synthetic.FILM)
+    counts = (truth["region"] == synthetic.FILM).sum(0)
+    profile = film_rows.sum(0) / np.maximum(counts, 1)
+    third = profile.size // 3
+    assert profile[-third:].mean() > 1.5 * profile[:third].mean()
+
+
+def test_patterns_look_like_counting_detector_data(ci, ci_data, truth):
+    """Disk of tens of counts, a diffuse background of about a count, few zeros on film."""
+    D = ci.signal_shape[0]
+    film = ci_data[truth["region"] == synthetic.FILM].astype(float)
+    mean_pattern = film.mean(axis=0)
+    assert 20 < mean_pattern[D // 2, D // 2] < ci.dose
+    k = np.arange(D) - D / 2
+    r = np.hypot(*np.meshgrid(k, k))
+    halo = mean_pattern[(r > 0.2 * D) & (r < 0.35 * D)]
+    assert 0.5 < np.median(halo) < 3
+    vacuum = ci_data[truth["region"] == synthetic.VACUUM]
+    assert (vacuum[:, r > 0.2 * D] == 0).mean() > 0.95  # nothing scatters in vacuum
+
+
+def test_visible_bragg_discs_vary_in_number(truth):
+    counts = np.unique(truth["n_bragg"][truth["region"] != synthetic.VACUUM])
+    assert len(counts) >= 2
+    assert set(counts) <= {0, 2, 4, 6}  # Friedel pairs light up together
+
+
+def test_dead_pixels_read_zero_and_hot_pixels_read_high(ci, ci_data, truth):
+    assert truth["dead_pixels"].any() and truth["hot_pixels"].any()
+    assert (ci_data[..., truth["dead_pixels"]] == 0).all()
+    assert (ci_data[..., truth["hot_pixels"]] > 10 * ci.dose).all()
+    clean = synthetic.make_lazy_signal(small_preset(defects=False))
+    gt = clean.metadata.Sample.ground_truth
+    assert not np.asarray(gt.dead_pixels).any() and not np.asarray(gt.hot_pixels).any()
+
+
+# --------------------------------------------------------------------------
+# Honest statistics
+# --------------------------------------------------------------------------
+
+def on_level_grid(lam, levels):
+    """The model's expected counts: rounded to the grid of levels, 0 below half its start."""
+    v = 1 + np.round((np.log(np.maximum(lam, 1e-300)) - np.log(synthetic.LEVEL_MIN))
+                     / np.log1p(synthetic.LEVEL_STEP)).astype(int)
+    v = np.clip(v, 1, len(levels) - 1)
+    return np.where(lam < 0.5 * synthetic.LEVEL_MIN, 0.0, levels[v])
+
+
+def test_counts_are_poisson_with_the_model_mean():
+    """Many patterns of one constant specimen: per-pixel mean and variance equal the model."""
+    D, n = 32, 48
+    prof = synthetic.radial_profiles(D)
+    render, levels, tabs = synthetic._kernel()
+    out = np.empty((n, n, D, D), dtype=np.uint16)
+    amps = np.broadcast_to([30.0, 2.5, 0.8], (n, n, 3)).copy()
+    centre = np.full((n, n), D / 2 + 0.3)
+    render(out, synthetic._block_state(5, (0, 0, 0, 0)), 0.0, 0.0, centre, centre, amps,
+           np.zeros((n, n, 6)), synthetic._bragg_offsets(D), 1.0, prof, levels, *tabs)
+    k = np.arange(D) - (D / 2 + 0.3)
+    q = np.minimum((np.hypot(*np.meshgrid(k, k)) * synthetic.LUT_STEPS + 0.5).astype(int), prof.shape[1] - 1)
+    lam = on_level_grid(30.0 * prof[0, q] + 2.5 * prof[1, q] + 0.8 * prof[2, q], levels)
+    x = out.reshape(n * n, D, D).astype(float)
+    mean, var, m = x.mean(0), x.var(0, ddof=1), n * n
+    sel = lam > 0.05
+    z_mean = (mean[sel] - lam[sel]) / np.sqrt(lam[sel] / m)
+    assert np.abs(z_mean).max() < 5 and abs(z_mean.mean()) < 0.2
+    # the variance of a Poisson variable is its mean
+    z_var = (var[sel] - lam[sel]) / np.sqrt((lam[sel] + 2 * lam[sel] ** 2) / m)
+    assert np.abs(z_var).max() < 5 and abs(z_var.mean()) < 0.2
+
+
+def test_large_means_beyond_the_tables_are_drawn_correctly():
+    D, n = 32, 24
+    prof = synthetic.radial_profiles(D)
+    render, levels, tabs = synthetic._kernel()
+    big = 2.5 * synthetic.LEVEL_MAX
+    out = np.empty((n, n, D, D), dtype=np.uint16)
+    amps = np.broadcast_to([big, 0.0, 0.0], (n, n, 3)).copy()
+    centre = np.full((n, n), D / 2)
+    render(out, synthetic._block_state(6, (0, 0, 0, 0)), 0.0, 0.0, centre, centre, amps,
+           np.zeros((n, n, 6)), synthetic._bragg_offsets(D), 1.0, prof, levels, *tabs)
+    inside = out[:, :, D // 2 - 2:D // 2 + 2, D // 2 - 2:D // 2 + 2].astype(float).ravel()
+    assert abs(inside.mean() - big) < 5 * np.sqrt(big / inside.size)
+    assert 0.9 < inside.var() / big < 1.1
+
+
+# --------------------------------------------------------------------------
+# Memory: generation streams
+# --------------------------------------------------------------------------
+
+STREAM_PRESET = dict(name="stream", description="memory test", navigation_shape=(96, 80),
+                     signal_shape=(128, 128), chunk=32, dtype="uint16", seed=3, scan_scale_nm=1.0,
+                     detector_scale_mrad=0.1, dose=60.0, defects=True)
+# The dataset is 335 MB. Measured: about 110 MB after the imports and 245 MB
+# at the peak, the same for a dataset half or a quarter as large.
+PEAK_RSS_LIMIT_MB = 300
+
+
+@pytest.mark.slow
+def test_generating_more_than_the_memory_bound_keeps_peak_rss_below_it(tmp_path):
+    code = textwrap.dedent(f"""
+        import json, resource
+        from lazysignals.manifest import Preset
+        from lazysignals import synthetic
+        p = Preset(**{STREAM_PRESET!r})
+        path = synthetic.generate(p, {str(tmp_path)!r}, progress=False)["zspy"]
+        print(json.dumps({{"nbytes": p.nbytes,
+                           "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    info = json.loads(res.stdout.strip().splitlines()[-1])
+    assert info["nbytes"] > PEAK_RSS_LIMIT_MB * 1e6
+    assert info["peak"] < PEAK_RSS_LIMIT_MB * 1e6, f"peak RSS {info['peak'] / 1e6:.0f} MB"
+
+
+# --------------------------------------------------------------------------
+# Files: the .hspy copy
+# --------------------------------------------------------------------------
+
+def test_hspy_copy_on_request_loads_with_the_same_data(tmp_path):
+    import hyperspy.api as hs
+
+    p = small_preset()
+    paths = synthetic.generate(p, tmp_path, formats=("zspy", "hspy"), progress=False)
+    assert set(paths) == {"zspy", "hspy"}
+    z = hs.load(paths["zspy"], lazy=True)
+    h = hs.load(paths["hspy"], lazy=True)
+    np.testing.assert_array_equal(np.asarray(h.data), np.asarray(z.data))
+    np.testing.assert_array_equal(np.asarray(z.data), synthetic.make_lazy_signal(p).data.compute())
+    assert [a.name for a in h.axes_manager._axes] == [a.name for a in z.axes_manager._axes]
+    np.testing.assert_array_equal(np.asarray(h.metadata.Sample.ground_truth.shift_x),
+                                  np.asarray(z.metadata.Sample.ground_truth.shift_x))
+
+
+def test_scan_with_partial_edge_chunks_renders_every_pattern():
+    p = small_preset(navigation_shape=(21, 11))  # 21 and 11 are not multiples of the chunk, 8
+    d = np.asarray(synthetic.make_lazy_signal(p).data.compute())
+    assert d.shape == (11, 21, 32, 32)
+    assert d.sum(axis=(2, 3)).min() > 0.5 * (np.pi * (synthetic.DISK_RADIUS * 32) ** 2) * p.dose * 0.3
