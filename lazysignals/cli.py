@@ -84,6 +84,8 @@ def cmd_start(args) -> int:
            f"--ip={args.ip}", f"--port={args.port}"]
     if args.no_browser:
         cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and CI machines often run as root
     cmd += [a for a in args.lab_args if a != "--"]
     cmd.append(str(root / FIRST_LESSON))
     print("Starting JupyterLab; open the URL printed below (Ctrl+C twice stops it).")
