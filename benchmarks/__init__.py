@@ -1,0 +1,1 @@
+"""Speed and memory measurements of the course (not tests): see benchmarks/README.md."""

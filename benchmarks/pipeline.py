@@ -1,0 +1,238 @@
+"""The lesson pipeline, step by step, written the way the course teaches it.
+
+Used by the workshop benchmark (the original workshop notebook's sequence on
+the 7.38 GB preset) and by the out-of-core demonstration (the 34 GB preset
+under a hard memory cap). Every step is timed and its peak RSS recorded
+(:class:`benchmarks.common.Steps`); plots go to matplotlib's Agg backend.
+
+Choices, each taken from the lessons:
+
+* ADF: ``CircleROI(cx, cy, outer, inner)(s, axes=(2, 3)).nansum(axis=(2, 3)).T``
+  with the ring of lesson 03 (inner = twice the convergence angle, outer =
+  the nearest detector edge).
+* rebin: ``rebin(scale=(2, 2, 2, 2))`` then ``change_dtype("uint32")``; the
+  result goes into one preallocated array with ``r.data.store`` (lesson 05),
+  which holds the result once instead of twice. When the result is larger
+  than the memory allowed (the 34 GB preset: 4.3 GB) it is saved to a .zspy
+  instead - out of core, as the course teaches.
+* map: ``map`` makes every pattern one chunk, which with (64, 64, 64, 64)
+  storage chunks means 64 x 64 x 256 x 256 uint16 = 512 MiB per block and
+  worker. As lesson 06 teaches, the signal is first rechunked to small
+  navigation chunks (16 x 16 positions: 32 MiB, the size of a storage
+  chunk), and the output size and dtype are given (``output_signal_size``,
+  ``output_dtype``) so that nothing is computed to guess them.
+* centre of mass: intensity-weighted mean pixel index, computed with two
+  matrix-vector products in float32 (per pattern, inside ``map``).
+* line profiles: for every probe position, the 8 detector rows just above
+  the centre (one chunk row: 25 % of the data is read) summed into one
+  profile across the bright-field disk; one Gaussian fitted to each with
+  ``lazysignals.fitting`` (lesson 08's fast fit), every profile.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .common import GB, Steps
+
+NAV_CHUNKS_FOR_MAP = (16, 16)
+PROFILE_ROWS = 8
+THRESHOLD = 3
+
+
+def centre_of_mass(image):
+    """(row, column) centre of mass of one pattern, in pixel indices."""
+    f = image.astype(np.float32)
+    rows = f.sum(axis=1)
+    cols = f.sum(axis=0)
+    total = rows.sum()
+    return np.array([rows @ _index(rows.size) / total, cols @ _index(cols.size) / total])
+
+
+def thresholded_centre_of_mass(image, threshold=THRESHOLD):
+    """Centre of mass of the pixels above ``threshold`` counts only."""
+    f = image.astype(np.float32)
+    f *= image > threshold
+    rows = f.sum(axis=1)
+    cols = f.sum(axis=0)
+    total = rows.sum()
+    return np.array([rows @ _index(rows.size) / total, cols @ _index(cols.size) / total])
+
+
+_INDEX = {}
+
+
+def _index(n):
+    if n not in _INDEX:
+        _INDEX[n] = np.arange(n, dtype=np.float32)
+    return _INDEX[n]
+
+
+def ring_radii(s):
+    """Lesson 03's annulus: twice the convergence angle to the nearest detector edge."""
+    kx, ky = s.axes_manager.signal_axes
+    cx, cy = kx.axis[kx.size // 2], ky.axis[ky.size // 2]
+    edge = min(cx - kx.low_value, kx.high_value - cx, cy - ky.low_value, ky.high_value - cy)
+    return cx, cy, 2 * s.metadata.Acquisition_instrument.TEM.convergence_angle, edge
+
+
+def line_profiles(s):
+    """One profile per probe position: PROFILE_ROWS detector rows above the centre, summed."""
+    ky = s.axes_manager.signal_axes[1]
+    mid = ky.size // 2
+    band = s.isig[:, mid - PROFILE_ROWS:mid]
+    return band.sum(axis=band.axes_manager.signal_axes[1].name)
+
+
+def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_budget: float = 1.5 * GB,
+        fit_subset: int = 0) -> dict:
+    """Run the named steps on the dataset at ``path``; return timings and results."""
+    import dask
+    import hyperspy.api as hs
+    import matplotlib.pyplot as plt
+
+    from lazysignals import fitting
+
+    steps = Steps()
+    info = {"dask_scheduler": dask.config.get("scheduler", "threads (default)"),
+            "dask_workers": dask.config.get("num_workers", None) or "one per core"}
+    with steps("open lazily", key="open"):
+        s = hs.load(path, lazy=True)
+    nx, ny = s.axes_manager.navigation_shape
+    info.update(navigation_shape=[nx, ny], signal_shape=list(s.axes_manager.signal_shape),
+                chunks=list(s.data.chunksize), nbytes=s.data.nbytes, patterns=nx * ny)
+    want = set(steps_to_run)
+
+    if "plot" in want:
+        with steps("s.plot(): lazy navigator", key="plot"):
+            s.plot()
+            plt.close("all")
+    if "adf" in want:
+        with steps("ADF navigator: CircleROI + nansum + .T, s.plot(navigator=adf)", key="adf"):
+            cx, cy, inner, outer = ring_radii(s)
+            ring = hs.roi.CircleROI(cx, cy, outer, inner)
+            adf = ring(s, axes=(2, 3)).nansum(axis=(2, 3)).T
+            adf.compute(show_progressbar=False)
+            s.plot(navigator=adf)
+            plt.close("all")
+        info["adf_mean"] = float(np.mean(adf.data))
+    if "transpose" in want:
+        with steps("s.T.plot(): navigate by detector pixel", key="transpose"):
+            s.T.plot()
+            plt.close("all")
+    if "rebin" in want:
+        with steps("rebin(2,2,2,2) + change_dtype('uint32') + compute", key="rebin") as row:
+            r = s.rebin(scale=(2, 2, 2, 2))
+            r.change_dtype("uint32")
+            row["result_gb"] = round(r.data.nbytes / GB, 3)
+            if r.data.nbytes <= memory_budget - 0.3 * GB:
+                out = np.empty(r.data.shape, dtype=r.data.dtype)
+                r.data.store(out, lock=False)
+                row["how"] = f"into one preallocated array ({r.data.nbytes / GB:.2f} GB)"
+                info["rebin_total"] = int(out.sum(dtype=np.uint64))
+                del out
+            else:
+                target = f"{result_dir}/rebinned.zspy"
+                r.save(target, overwrite=True, show_progressbar=False)
+                row["how"] = f"saved to {target} ({r.data.nbytes / GB:.2f} GB: more than the memory allowed)"
+        del r
+    if "com" in want:
+        with steps(f"map(centre of mass), navigation chunks {NAV_CHUNKS_FOR_MAP}", key="com"):
+            small = s.rechunk(nav_chunks=NAV_CHUNKS_FOR_MAP, sig_chunks=-1, inplace=False)
+            com = small.map(centre_of_mass, inplace=False, output_signal_size=(2,),
+                            output_dtype=np.float64, show_progressbar=False)
+            com.compute(show_progressbar=False)
+        info["com_mean"] = [float(v) for v in np.nanmean(com.data.reshape(-1, 2), axis=0)]
+        del com
+    if "com_threshold" in want:
+        with steps(f"map(thresholded centre of mass, lazy_output=False), navigation chunks {NAV_CHUNKS_FOR_MAP}",
+                   key="com_threshold"):
+            small = s.rechunk(nav_chunks=NAV_CHUNKS_FOR_MAP, sig_chunks=-1, inplace=False)
+            comt = small.map(thresholded_centre_of_mass, threshold=THRESHOLD, inplace=False,
+                             lazy_output=False, output_signal_size=(2,), output_dtype=np.float64,
+                             show_progressbar=False)
+        info["com_threshold_lazy"] = bool(comt._lazy)
+        del comt
+    if "crops" in want:
+        from lazysignals.measure import count_reads
+
+        c = s.data.chunksize[-1]
+        for key, label, sl in (("crop_aligned", "aligned", slice(c, 3 * c)),
+                               ("crop_wider", "one pixel wider", slice(c - 1, 3 * c + 1))):
+            with steps(f"{label} crop: isig[{sl.start}:{sl.stop}, {sl.start}:{sl.stop}].sum(axis='sig')",
+                       key=key) as row:
+                with count_reads() as reads:
+                    image = s.isig[sl, sl].sum(axis="sig")
+                    image.compute(show_progressbar=False)
+                row.update(chunks_read=reads.chunks, chunks_total=s.data.npartitions,
+                           MB_read=round(reads.bytes / 1e6, 1))
+    if "fit" in want:
+        with steps("Gaussian fit of every line profile (fast fit)", key="fit") as row:
+            profiles = line_profiles(s)
+            params = fitting.fit_gaussian_lazy(profiles)
+            params.compute(show_progressbar=False)
+            n = int(np.prod(params.data.shape[:-1]))
+            row["profiles"] = n
+        row["fits_per_s"] = round(n / row["seconds"], 1)
+        p = params.data.reshape(-1, 3)
+        info["fit"] = {"profiles": n, "failed": int(np.isnan(p).any(axis=1).sum()),
+                       "median_A_sigma_centre": [float(v) for v in np.nanmedian(p, axis=0)]}
+        if fit_subset:
+            info["multifit_comparison"] = compare_with_multifit(profiles, fit_subset)
+    info["steps"] = steps.rows
+    return info
+
+
+def compare_with_multifit(profiles, n: int) -> dict:
+    """HyperSpy's multifit and the fast fit on the same ``n`` profiles, same starting values."""
+    import hyperspy.api as hs
+
+    from lazysignals import fitting
+
+    nx, ny = profiles.axes_manager.navigation_shape
+    rows = max(1, min(ny, int(np.ceil(n / nx))))
+    sub = profiles.inav[:, :rows]
+    sub.compute(show_progressbar=False)
+    y = sub.data.reshape(-1, sub.data.shape[-1])[:n].astype(float)
+    n = y.shape[0]
+    x = sub.axes_manager.signal_axes[0].axis
+    p0 = fitting.moments(x, y)
+    one = hs.signals.Signal1D(y)
+    one.axes_manager[-1].scale = sub.axes_manager.signal_axes[0].scale
+    one.axes_manager[-1].offset = sub.axes_manager.signal_axes[0].offset
+    m = one.create_model()
+    g = hs.model.components1D.Gaussian()
+    m.append(g)
+    for i, par in enumerate((g.A, g.sigma, g.centre)):
+        par.map["values"][:] = p0[:, i]
+        par.map["is_set"][:] = True
+    t0 = time.perf_counter()
+    m.multifit(show_progressbar=False)
+    t_multi = time.perf_counter() - t0
+    multi = np.stack([g.A.map["values"], g.sigma.map["values"], g.centre.map["values"]], axis=-1)
+    t0 = time.perf_counter()
+    fast = fitting.fit_gaussian(x, y, p0=p0)
+    t_fast = time.perf_counter() - t0
+    ok = np.isfinite(multi).all(axis=1) & np.isfinite(fast).all(axis=1)
+    rel = {
+        "A": np.abs(fast[ok, 0] - multi[ok, 0]) / np.abs(multi[ok, 0]),
+        "sigma": np.abs(fast[ok, 1] - multi[ok, 1]) / np.abs(multi[ok, 1]),
+        "centre (in units of sigma)": np.abs(fast[ok, 2] - multi[ok, 2]) / np.abs(multi[ok, 1]),
+    }
+    tol = 1e-3
+    agree = {k: {"median": float(np.median(v)), "p99": float(np.percentile(v, 99)), "max": float(v.max()),
+                 f"share_within_{tol:g}": float(np.mean(v <= tol))} for k, v in rel.items()}
+    within = float(np.mean(np.all(np.stack([v <= tol for v in rel.values()]), axis=0)))
+    return {"profiles": n, "points_per_profile": int(y.shape[1]), "multifit_seconds": round(t_multi, 2),
+            "multifit_fits_per_s": round(n / t_multi, 1), "fast_seconds": round(t_fast, 3),
+            "fast_fits_per_s": round(n / t_fast, 1), "speedup": round(t_multi / t_fast, 1),
+            "tolerance": tol, "share_of_profiles_within_tolerance": within, "relative_differences": agree,
+            "both_converged": int(ok.sum())}
+
+
+def child(path: str, steps: list, result_dir: str | None = None, memory_budget: float = 1.5 * GB,
+          fit_subset: int = 0) -> dict:
+    """Entry point for :func:`benchmarks.common.run_child`."""
+    return run(path, steps, result_dir=result_dir, memory_budget=memory_budget, fit_subset=fit_subset)
