@@ -95,11 +95,17 @@ def test_student_notebook_runs_in_jupyterlab_with_live_plots_and_memory_indicato
         # ipympl figures render as live canvases; s.plot() gives a navigator and a signal figure.
         figures = page.locator(".jupyter-matplotlib-figure")
         assert figures.count() >= 2, f"expected the navigator and the signal plots, found {figures.count()} figures"
-        canvas = page.locator(".jupyter-matplotlib-figure canvas").first
-        canvas.scroll_into_view_if_needed()
-        box = canvas.bounding_box()
-        assert box and box["width"] > 100 and box["height"] > 100
-        canvas.screenshot(path=str(ARTIFACTS / "navigator-canvas.png"))
+        # A later plot closes the earlier figures of the same signal (their canvas
+        # shrinks to nothing); the last navigator shown must be drawn.
+        navigators = page.locator(".jupyter-matplotlib-figure", has_text="Navigator")
+        assert navigators.count() >= 1, "no HyperSpy navigator figure"
+        figure = navigators.last
+        figure.scroll_into_view_if_needed()
+        page.wait_for_timeout(1000)
+        sizes = [c.bounding_box() for c in figure.locator("canvas").all()]
+        assert any(b and b["width"] > 100 and b["height"] > 100 for b in sizes), f"canvas sizes: {sizes}"
+        figure.screenshot(path=str(ARTIFACTS / "navigator-figure.png"))
+        page.screenshot(path=str(ARTIFACTS / "navigator-in-lab.png"))
         # The memory indicator in the status bar.
         status_bar = page.locator("#jp-main-statusbar").inner_text()
         assert "Mem" in status_bar, f"no memory indicator in the status bar: {status_bar!r}"
