@@ -218,6 +218,16 @@ def autograde_course(course_root: Path, lesson: str, students=None, **limits) ->
     return read_results(course_root, lesson, students, logs)
 
 
+def generate_feedback(course_root: Path, lesson: str, student: str | None = None) -> list[Path]:
+    """Run ``nbgrader generate_feedback``; return the HTML feedback files written."""
+    args = ["generate_feedback", lesson, "--force"] + ([f"--student={student}"] if student else [])
+    r = _nbgrader(Path(course_root), *args)
+    files = sorted((Path(course_root) / "feedback").glob(f"{student or '*'}/{lesson}/*.html"))
+    if not files:
+        raise RuntimeError(f"generate_feedback wrote nothing for {lesson}:\n{r.stdout}{r.stderr}")
+    return files
+
+
 def autograde(lesson: str, submissions: dict, workdir: Path, source_root: Path = REPO_ROOT,
               **limits) -> dict:
     """Autograde ``submissions`` of ``lesson`` in a fresh scratch course folder.
