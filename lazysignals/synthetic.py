@@ -21,14 +21,23 @@ How it is computed
 ------------------
 Disk, diffuse halo and ring are round about the beam centre, so one pattern's
 expected counts depend only on the distance ``r`` from that centre, sampled
-every 1/``LUT_STEPS`` pixel (the model is defined on that grid, not
-approximated by it). For every radial step the kernel tabulates the Poisson
-cumulative distribution once, and draws each pixel by inversion - one
-uniform number, a search that starts at the mean - so the draw is exact
-without an ``exp`` per pixel. Bragg discs, which are not round about the
-centre, are drawn pixel by pixel by inversion. Uniform numbers come from a
-xoshiro256+ generator seeded per chunk from ``(seed, MODEL_VERSION, chunk
-index)``, so a chunk is the same whichever thread or order computes it.
+every 1/``LUT_STEPS`` pixel. Expected counts are then rounded to a fixed
+geometric grid of values 0.5 % apart (``LEVEL_STEP``; below
+``LEVEL_MIN / 2`` they are 0). The model is defined on these grids: they are
+not an approximation of the draw, and the rounding is far below the Poisson
+noise (at 40 counts, 0.25 % against 16 %).
+
+For every value of the grid, the Poisson cumulative distribution and a guide
+table (Chen and Asau's method) are computed once per process. A pixel costs
+one uniform number, a look-up in the guide table and usually a single
+comparison: an exact inversion of the Poisson distribution with no ``exp``
+per pixel. The rare draw beyond the end of a table continues the series
+exactly, and means above ``LEVEL_MAX`` are drawn as sums of smaller
+Poisson variables, also exactly. Bragg discs, which are not round about the
+centre, are drawn pixel by pixel with the same tables. Uniform numbers come
+from a xoshiro256+ generator seeded for each chunk from ``(seed,
+MODEL_VERSION, chunk index)``, so a chunk is the same whichever thread or
+order computes it.
 
 The compiled kernel (numba, ``nogil``) renders one dask chunk at a time, so
 a dataset of any size streams to disk with a few chunks in memory.
@@ -42,9 +51,8 @@ per cent of the shift: the detector edge cuts a little of the diffuse halo.
 
 from __future__ import annotations
 
-import numpy as np
-
 import numba
+import numpy as np
 
 from .manifest import Preset
 
