@@ -119,6 +119,8 @@ def cmd_autograde(args) -> int:
         got = sum(s for s, _ in r.tests.values())
         manual = f", {sum(r.manual.values()):g} to grade by hand" if r.manual else ""
         print(f"{sid:<24} {got:6g} / {auto:g} autograded points{manual}")
+        if "Grading stopped" in r.log:
+            print(f"{'':<24} {r.log.strip().splitlines()[-1]}")
     print("Next: grade by hand in the Formgrader (nbgrader formgrader), then "
           f"nbgrader generate_feedback {args.lesson} and nbgrader export --to grades.csv")
     return 0
