@@ -3,7 +3,8 @@
 With a signal of 4 chunks per side, ``isig[c:3c, c:3c]`` touches 4 of the
 16 signal chunks and ``isig[c-1:3c+1, c-1:3c+1]`` all 16. Both crops are
 summed over the detector (a virtual image, as in lesson 07) inside :func:`lazysignals.measure.count_reads`,
-in one fresh process, aligned first; the wider crop is the baseline.
+in one fresh process, alternating, twice (the faster of each kept); the
+wider crop is the baseline.
 """
 
 from __future__ import annotations
@@ -21,18 +22,23 @@ def child_crops(path: str, chunk: int) -> dict:
     s = hs.load(path, lazy=True)
     c = chunk
     steps = Steps()
-    out = {}
-    for label, sl in (("aligned", slice(c, 3 * c)), ("one pixel wider", slice(c - 1, 3 * c + 1))):
-        with steps(f"{label} crop, sum, compute") as row:
-            with count_reads() as reads:
-                r = s.isig[sl, sl].sum(axis="sig")
-                r.compute()
-            row.update(chunks_read=reads.chunks, bytes_read=reads.bytes)
-        out[label] = row
+    # Two rounds, alternating, the faster of each kept: the first compute of a
+    # process also pays for warming up, and the machine may be shared.
+    for _ in range(2):
+        for label, sl in (("aligned", slice(c, 3 * c)), ("one pixel wider", slice(c - 1, 3 * c + 1))):
+            with steps(f"{label} crop, sum, compute") as row:
+                with count_reads() as reads:
+                    r = s.isig[sl, sl].sum(axis="sig")
+                    r.compute()
+                row.update(chunks_read=reads.chunks, bytes_read=reads.bytes)
+    best = {}
+    for row in steps.rows:
+        if row["step"] not in best or row["seconds"] < best[row["step"]]["seconds"]:
+            best[row["step"]] = row
     with count_reads() as everything:
         r = s.sum(axis="sig")
         r.compute()
-    return {"steps": steps.rows, "total_chunks": everything.chunks, "total_bytes": everything.bytes}
+    return {"steps": list(best.values()), "total_chunks": everything.chunks, "total_bytes": everything.bytes}
 
 
 def measure(preset: str, data_root) -> dict:

@@ -78,6 +78,38 @@ def ring_radii(s):
     return cx, cy, 2 * s.metadata.Acquisition_instrument.TEM.convergence_angle, edge
 
 
+def ring_image_blockwise(s):
+    """ADF image with lesson 03's ring, the mask applied inside each chunk.
+
+    ``CircleROI(...)(s)`` on a lazy signal makes its mask a dask array that
+    every chunk of the data depends on; with it the threaded scheduler loads
+    chunks far ahead of the reduction, so memory grows with the dataset (the
+    workshop benchmark measures it). Here the mask is a numpy array used by
+    each block: the same pixels (within the ring, same centre and radii),
+    memory bounded by a few chunks.
+    """
+    import hyperspy.api as hs
+
+    cx, cy, inner, outer = ring_radii(s)
+    kx, ky = s.axes_manager.signal_axes
+    X, Y = np.meshgrid(kx.axis, ky.axis)
+    r2 = (X - cx) ** 2 + (Y - cy) ** 2
+    ring = (r2 <= outer ** 2) & (r2 >= inner ** 2)
+
+    def block(b, block_info=None):
+        (y0, y1), (x0, x1) = block_info[0]["array-location"][2:]
+        m = ring[y0:y1, x0:x1]
+        return (b * m).sum(axis=(2, 3), dtype=np.float64)[..., None, None]
+
+    summed = s.data.map_blocks(block, dtype=np.float64, chunks=s.data.chunks[:2] + ((1,) * s.data.numblocks[2],
+                                                                                       (1,) * s.data.numblocks[3]))
+    image = hs.signals.Signal2D(summed.sum(axis=(2, 3))).as_lazy()
+    for ax, nav in zip(image.axes_manager.signal_axes, s.axes_manager.navigation_axes):
+        for key in ("name", "units", "scale", "offset"):
+            setattr(ax, key, getattr(nav, key))
+    return image
+
+
 def line_profiles(s):
     """One profile per probe position: PROFILE_ROWS detector rows above the centre, summed."""
     ky = s.axes_manager.signal_axes[1]
@@ -118,6 +150,14 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
             s.plot(navigator=adf)
             plt.close("all")
         info["adf_mean"] = float(np.mean(adf.data))
+    if "adf_blockwise" in want:
+        with steps("ADF navigator: the same ring applied chunk by chunk (map_blocks), s.plot(navigator=adf)",
+                   key="adf_blockwise"):
+            adf = ring_image_blockwise(s)
+            adf.compute(show_progressbar=False)
+            s.plot(navigator=adf)
+            plt.close("all")
+        info["adf_blockwise_mean"] = float(np.mean(adf.data))
     if "transpose" in want:
         with steps("s.T.plot(): navigate by detector pixel", key="transpose"):
             s.T.plot()

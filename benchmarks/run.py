@@ -104,8 +104,14 @@ def main(argv=None) -> int:
             res["wall_seconds"] = round(time.perf_counter() - t0, 1)
             res["load_before"], res["load_after"] = None, load_now()
             res["machine"] = {k: results["machine"][k] for k in ("cores_usable", "ram_gb", "time")}
-            results["components"][name] = res
-            path.write_text(json.dumps(results, indent=1, default=str))
+            # Re-read before writing: another invocation may have added its components meanwhile.
+            latest = json.loads(path.read_text()) if path.exists() else {}
+            latest.setdefault("components", {})[name] = res
+            latest["machine"] = results["machine"]
+            results = latest
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(results, indent=1, default=str))
+            tmp.replace(path)
             print(f"   {name}: {'done' if res.get('ok') else 'FAILED: ' + str(res.get('error'))} "
                   f"in {res['wall_seconds']} s", flush=True)
     from . import report
