@@ -446,6 +446,8 @@ def render_block(maps: dict, D: int, seed: int, block_id, block_slices) -> np.nd
     if hot.any():
         out[..., hot] = np.uint16(min(65535, round(HOT_LEVEL * maps["dose"])))
     return out
+
+
 def make_lazy_signal(preset: Preset, seed: int | None = None):
     """The synthetic dataset as a lazy HyperSpy signal, nothing computed yet.
 
