@@ -87,7 +87,8 @@ def cmd_start(args) -> int:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI machines often run as root
     cmd += [a for a in args.lab_args if a != "--"]
-    cmd.append(str(root / FIRST_LESSON))
+    # Open lesson 00, and print its address, not just the server's.
+    cmd.append(f"--LabApp.default_url=/lab/tree/{FIRST_LESSON}")
     print("Starting JupyterLab; open the URL printed below (Ctrl+C twice stops it).")
     sys.stdout.flush()
     os.chdir(root)
