@@ -76,8 +76,9 @@ def cmd_start(args) -> int:
 
     preset = args.preset or os.environ.get(PRESET_ENV) or manifest.default_preset()
     print(f"Preparing the '{preset}' dataset in {manifest.data_dir()} (once; instant afterwards) ...")
-    path = synthetic_path(preset)
-    print(f"Dataset ready: {path}")
+    # Both formats: lesson 02 compares them on the same data.
+    for fmt in ("zspy", "hspy"):
+        print(f"Dataset ready: {synthetic_path(preset, fmt=fmt)}")
     env = dict(os.environ, **{PRESET_ENV: preset})
     root = manifest.REPO_ROOT
     cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}",

@@ -39,14 +39,28 @@ def is_ready(path: Path, preset: manifest.Preset, seed: int, fmt: str) -> bool:
     path = Path(path)
     if not path.exists():
         return False
-    if fmt == "hspy":
-        return path.is_file() and path.stat().st_size > 0
-    stamp = storage.read_stamp(path)
     want = {"preset": preset.name, "seed": seed, "model_version": MODEL_VERSION}
+    stamp = _hspy_stamp(path) if fmt == "hspy" else storage.read_stamp(path)
     if not stamp or any(stamp.get(k) != v for k, v in want.items()):
         return False
-    storage.verify_zspy(path)
+    if fmt == "zspy":
+        storage.verify_zspy(path)
     return True
+
+
+def _hspy_stamp(path: Path) -> dict | None:
+    """What a synthetic .hspy says it is (``metadata.Sample.synthetic``), read with h5py."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            for exp in f.get("Experiments", {}).values():
+                node = exp.get("metadata/Sample/synthetic")
+                if node is not None:
+                    return {k: (v.item() if hasattr(v, "item") else v) for k, v in node.attrs.items()}
+    except OSError:  # truncated or not HDF5: make it again
+        return None
+    return None
 
 
 def synthetic_path(

@@ -1,0 +1,62 @@
+"""What lessons call: which dataset they get, and that it is made when missing or stale."""
+
+import h5py
+import pytest
+
+from lazysignals import data, manifest
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(manifest.DATA_ENV, str(tmp_path))
+    monkeypatch.delenv(data.PRESET_ENV, raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    return tmp_path
+
+
+def test_lessons_get_the_default_preset_unless_told_otherwise(data_dir, monkeypatch):
+    assert data.resolve_name() == manifest.default_preset()
+    monkeypatch.setenv(data.PRESET_ENV, "workshop")
+    assert data.resolve_name() == "workshop"
+    assert data.resolve_name("binder") == "binder"
+
+
+def test_grading_always_uses_the_tiny_preset(data_dir, monkeypatch):
+    monkeypatch.setenv(data.PRESET_ENV, "workshop")
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert data.resolve_name() == "ci"
+
+
+def test_load_makes_a_missing_dataset_and_opens_it_lazily(data_dir):
+    s = data.load("ci")
+    assert s._lazy
+    p = manifest.get_preset("ci")
+    assert s.data.shape == p.data_shape and s.data.chunksize == p.chunks
+    assert (data_dir / p.filename("zspy")).is_dir()
+
+
+def test_hspy_copy_from_an_older_model_is_made_again(data_dir):
+    p = manifest.get_preset("ci")
+    path = data.synthetic_path("ci", fmt="hspy", progress=False)
+    assert data.is_ready(path, p, p.seed, "hspy")
+    with h5py.File(path, "r+") as f:
+        exp = next(iter(f["Experiments"].values()))
+        exp["metadata/Sample/synthetic"].attrs["model_version"] = -1
+    assert not data.is_ready(path, p, p.seed, "hspy")
+    again = data.synthetic_path("ci", fmt="hspy", progress=False)
+    assert data.is_ready(again, p, p.seed, "hspy")
+
+
+def test_truncated_hspy_is_not_taken_for_a_dataset(data_dir):
+    p = manifest.get_preset("ci")
+    path = data_dir / p.filename("hspy")
+    path.write_bytes(b"\x89HDF\r\n")
+    assert not data.is_ready(path, p, p.seed, "hspy")
+
+
+def test_ground_truth_is_only_on_synthetic_data():
+    import hyperspy.api as hs
+    import numpy as np
+
+    with pytest.raises(manifest.CourseDataError, match="synthetic"):
+        data.ground_truth(hs.signals.Signal2D(np.zeros((2, 2, 4, 4))))
