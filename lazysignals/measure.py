@@ -1,7 +1,8 @@
-"""Measure what a lazy computation really does: chunks and bytes read.
+"""Measure what a lazy computation really does: chunks and bytes read, peak memory.
 
 Lessons 04 and 07 show, rather than assert, that one pixel costs a whole
-chunk and that an aligned crop reads a quarter of the data.
+chunk and that an aligned crop reads a quarter of the data; lessons 03 and 06
+measure the peak memory of a computation rather than guess it.
 """
 
 from __future__ import annotations
@@ -66,3 +67,71 @@ def count_reads():
         reads.seconds = time.perf_counter() - t0
         for cls, orig in originals.items():
             cls.__getitem__ = orig
+
+
+MiB = 2**20
+
+
+@dataclass
+class PeakMemory:
+    """The resident memory (RSS) of this process while a block ran, in bytes.
+
+    ``start`` before the block, ``peak`` the largest value sampled during it,
+    ``end`` after it; ``increase`` is ``peak - start``.
+    """
+
+    start: int = 0
+    peak: int = 0
+    end: int = 0
+    seconds: float = 0.0
+
+    @property
+    def increase(self):
+        return self.peak - self.start
+
+    def __str__(self):
+        return f"peak +{self.increase / MiB:.0f} MiB above the start, {self.seconds:.1f} s"
+
+
+@contextmanager
+def peak_memory(interval=0.002):
+    """Measure the peak resident memory of this process while the block runs.
+
+    A background thread reads the process's resident set size (RSS, with
+    psutil) every ``interval`` seconds and keeps the largest value. Memory
+    that dask's worker threads use is included (they are in this process);
+    an allocation shorter than ``interval`` may be missed.
+
+    Examples
+    --------
+    >>> with peak_memory() as mem:
+    ...     s.sum(axis=(2, 3)).compute()
+    >>> print(mem)                      # peak +35 MiB above the start, 0.4 s
+    >>> mem.peak / 2**30                # the peak itself, in GiB
+    """
+    import psutil
+
+    process = psutil.Process()
+    mem = PeakMemory()
+    mem.start = mem.peak = process.memory_info().rss
+    stop = threading.Event()
+
+    def sample():
+        while True:
+            rss = process.memory_info().rss
+            if rss > mem.peak:
+                mem.peak = rss
+            if stop.wait(interval):
+                break
+
+    thread = threading.Thread(target=sample, name="peak_memory", daemon=True)
+    thread.start()
+    t0 = time.perf_counter()
+    try:
+        yield mem
+    finally:
+        mem.seconds = time.perf_counter() - t0
+        stop.set()
+        thread.join()
+        mem.end = process.memory_info().rss
+        mem.peak = max(mem.peak, mem.end)
