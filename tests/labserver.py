@@ -16,6 +16,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_until_listening(port: int, seconds: float = 60) -> None:
+    """The URL is printed a moment before the server accepts connections."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @contextmanager
 def course_jupyterlab(tmp_path, preset="ci", lab_args=()):
     """Run ``python -m lazysignals start --no-browser`` on 127.0.0.1; yield its URL.
@@ -40,6 +53,7 @@ def course_jupyterlab(tmp_path, preset="ci", lab_args=()):
             m = re.search(rf"(http://127\.0\.0\.1:{port}/lab\S*\?token=\w+)", line)
             url = m.group(1) if m else None
         assert url, "JupyterLab did not print its URL:\n" + "".join(lines)
+        _wait_until_listening(port)
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
