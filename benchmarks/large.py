@@ -12,10 +12,10 @@ report gives: did it finish, peak RSS (the kernel's VmHWM, per step), the
 cgroup's own peak (``memory.max_usage_in_bytes``, which also counts page
 cache the kernel could reclaim), OOM kills, and wall time.
 
-The ADF image uses the ring mask chunk by chunk
-(:func:`benchmarks.pipeline.ring_image_blockwise`): the lessons' ``CircleROI``
-route holds memory in proportion to the dataset (see the workshop results)
-and would be killed under the cap.
+The ADF image is computed the way lesson 03 computes a whole-scan image (a
+ring mask times the signal, summed): HyperSpy's ``CircleROI`` on lazy data
+builds its NaN mask as large as the scan for every detector chunk and would
+be killed under the cap.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .common import GB, run_child, target
 
-STEPS = ["plot", "adf_blockwise", "rebin", "com", "crops", "fit"]
+STEPS = ["plot", "adf", "rebin", "com", "crops", "fit"]
 
 
 def child_generate(dest: str) -> dict:

@@ -7,9 +7,13 @@ under a hard memory cap). Every step is timed and its peak RSS recorded
 
 Choices, each taken from the lessons:
 
-* ADF: ``CircleROI(cx, cy, outer, inner)(s, axes=(2, 3)).nansum(axis=(2, 3)).T``
-  with the ring of lesson 03 (inner = twice the convergence angle, outer =
-  the nearest detector edge).
+* ADF: the ring of lesson 03 (inner = twice the convergence angle, outer =
+  the nearest detector edge) as a boolean mask over the detector, ``(s *
+  mask).sum(axis=(2, 3)).T`` - the way lesson 03 computes a whole-scan
+  image. ``CircleROI(...)(s, axes=(2, 3)).nansum(axis=(2, 3)).T`` gives the
+  same numbers, but on lazy data HyperSpy 2.5 builds its NaN mask as large
+  as the whole scan for every detector chunk (4 GB at workshop size); the
+  step ``adf_roi`` measures that route for reference.
 * rebin: ``rebin(scale=(2, 2, 2, 2))`` then ``change_dtype("uint32")``; the
   result goes into one preallocated array with ``r.data.store`` (lesson 05),
   which holds the result once instead of twice. When the result is larger
@@ -78,36 +82,13 @@ def ring_radii(s):
     return cx, cy, 2 * s.metadata.Acquisition_instrument.TEM.convergence_angle, edge
 
 
-def ring_image_blockwise(s):
-    """ADF image with lesson 03's ring, the mask applied inside each chunk.
-
-    ``CircleROI(...)(s)`` on a lazy signal makes its mask a dask array that
-    every chunk of the data depends on; with it the threaded scheduler loads
-    chunks far ahead of the reduction, so memory grows with the dataset (the
-    workshop benchmark measures it). Here the mask is a numpy array used by
-    each block: the same pixels (within the ring, same centre and radii),
-    memory bounded by a few chunks.
-    """
-    import hyperspy.api as hs
-
+def ring_mask(s):
+    """Lesson 03's ring as a boolean mask over the detector, numpy order (ky, kx)."""
     cx, cy, inner, outer = ring_radii(s)
     kx, ky = s.axes_manager.signal_axes
     X, Y = np.meshgrid(kx.axis, ky.axis)
     r2 = (X - cx) ** 2 + (Y - cy) ** 2
-    ring = (r2 <= outer ** 2) & (r2 >= inner ** 2)
-
-    def block(b, block_info=None):
-        (y0, y1), (x0, x1) = block_info[0]["array-location"][2:]
-        m = ring[y0:y1, x0:x1]
-        return (b * m).sum(axis=(2, 3), dtype=np.float64)[..., None, None]
-
-    summed = s.data.map_blocks(block, dtype=np.float64, chunks=s.data.chunks[:2] + ((1,) * s.data.numblocks[2],
-                                                                                       (1,) * s.data.numblocks[3]))
-    image = hs.signals.Signal2D(summed.sum(axis=(2, 3))).as_lazy()
-    for ax, nav in zip(image.axes_manager.signal_axes, s.axes_manager.navigation_axes):
-        for key in ("name", "units", "scale", "offset"):
-            setattr(ax, key, getattr(nav, key))
-    return image
+    return (r2 <= outer ** 2) & (r2 >= inner ** 2)
 
 
 def line_profiles(s):
@@ -142,22 +123,19 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
             s.plot()
             plt.close("all")
     if "adf" in want:
-        with steps("ADF navigator: CircleROI + nansum + .T, s.plot(navigator=adf)", key="adf"):
-            cx, cy, inner, outer = ring_radii(s)
-            ring = hs.roi.CircleROI(cx, cy, outer, inner)
-            adf = ring(s, axes=(2, 3)).nansum(axis=(2, 3)).T
+        with steps("ADF navigator: ring mask x signal, sum + .T, s.plot(navigator=adf)", key="adf"):
+            adf = (s * ring_mask(s)).sum(axis=(2, 3)).T
             adf.compute(show_progressbar=False)
             s.plot(navigator=adf)
             plt.close("all")
         info["adf_mean"] = float(np.mean(adf.data))
-    if "adf_blockwise" in want:
-        with steps("ADF navigator: the same ring applied chunk by chunk (map_blocks), s.plot(navigator=adf)",
-                   key="adf_blockwise"):
-            adf = ring_image_blockwise(s)
-            adf.compute(show_progressbar=False)
-            s.plot(navigator=adf)
-            plt.close("all")
-        info["adf_blockwise_mean"] = float(np.mean(adf.data))
+    if "adf_roi" in want:
+        with steps("ADF navigator the naive way: CircleROI + nansum + .T", key="adf_roi"):
+            cx, cy, inner, outer = ring_radii(s)
+            ring = hs.roi.CircleROI(cx, cy, outer, inner)
+            adf_roi = ring(s, axes=(2, 3)).nansum(axis=(2, 3)).T
+            adf_roi.compute(show_progressbar=False)
+        info["adf_roi_mean"] = float(np.mean(adf_roi.data))
     if "transpose" in want:
         with steps("s.T.plot(): navigate by detector pixel", key="transpose"):
             s.T.plot()
