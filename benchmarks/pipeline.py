@@ -129,13 +129,6 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
             s.plot(navigator=adf)
             plt.close("all")
         info["adf_mean"] = float(np.mean(adf.data))
-    if "adf_roi" in want:
-        with steps("ADF navigator the naive way: CircleROI + nansum + .T", key="adf_roi"):
-            cx, cy, inner, outer = ring_radii(s)
-            ring = hs.roi.CircleROI(cx, cy, outer, inner)
-            adf_roi = ring(s, axes=(2, 3)).nansum(axis=(2, 3)).T
-            adf_roi.compute(show_progressbar=False)
-        info["adf_roi_mean"] = float(np.mean(adf_roi.data))
     if "transpose" in want:
         with steps("s.T.plot(): navigate by detector pixel", key="transpose"):
             s.T.plot()
@@ -199,6 +192,14 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
                        "median_A_sigma_centre": [float(v) for v in np.nanmedian(p, axis=0)]}
         if fit_subset:
             info["multifit_comparison"] = compare_with_multifit(profiles, fit_subset)
+    # Last, so that what it holds does not inflate the peaks of the steps above.
+    if "adf_roi" in want:
+        with steps("ADF navigator the naive way: CircleROI + nansum + .T", key="adf_roi"):
+            cx, cy, inner, outer = ring_radii(s)
+            ring = hs.roi.CircleROI(cx, cy, outer, inner)
+            adf_roi = ring(s, axes=(2, 3)).nansum(axis=(2, 3)).T
+            adf_roi.compute(show_progressbar=False)
+        info["adf_roi_mean"] = float(np.mean(adf_roi.data))
     info["steps"] = steps.rows
     return info
 
