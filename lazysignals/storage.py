@@ -18,6 +18,18 @@ from pathlib import Path
 from .manifest import CourseDataError
 
 PARTIAL_MARK = ".partial-"
+
+
+def course_compressor():
+    """The compressor of the course's .zspy files: blosc lz4, level 5, bit shuffle.
+
+    Measured side by side on the same data (benchmarks, compressor table in
+    the README): against HyperSpy's default (blosc zstd level 1, byte
+    shuffle) it writes 1.3x and reads 1.6x faster for 11 % more disk.
+    """
+    from numcodecs import Blosc
+
+    return Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)
 #: File written inside a finished synthetic .zspy; its content identifies it.
 STAMP_NAME = "lazysignals.json"
 

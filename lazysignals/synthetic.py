@@ -581,7 +581,8 @@ def generate(
         with storage.atomic_target(final, overwrite=overwrite) as tmp:
             if progress:
                 print(f"Writing {final} ({preset.nbytes / 1e9:.2f} GB uncompressed)")
-            s.save(tmp, chunks=preset.chunks, show_progressbar=progress)
+            extra = {"compressor": storage.course_compressor()} if fmt == "zspy" else {}
+            s.save(tmp, chunks=preset.chunks, show_progressbar=progress, **extra)
             if fmt == "zspy":
                 storage.write_stamp(tmp, stamp(preset, seed))
         paths[fmt] = final

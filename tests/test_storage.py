@@ -241,3 +241,16 @@ def test_stamp_round_trips_and_a_missing_stamp_reads_as_none(tmp_path):
     info = synthetic.stamp(tiny_preset(), 7)
     storage.write_stamp(tmp_path / "a.zspy", info)
     assert storage.read_stamp(tmp_path / "a.zspy") == json.loads(json.dumps(info))
+
+
+def test_course_zspy_is_written_with_the_course_compressor(tmp_path):
+    """lz4 level 5 with bit shuffle: faster to write and read than HyperSpy's default (README)."""
+    import zarr
+
+    from lazysignals import synthetic
+    from lazysignals.manifest import get_preset
+
+    path = synthetic.generate(get_preset("ci"), tmp_path, progress=False)["zspy"]
+    group = zarr.open(str(path), mode="r")["Experiments"]
+    compressor = group[next(iter(group.group_keys()))]["data"].compressor
+    assert (compressor.cname, compressor.clevel, compressor.shuffle) == ("lz4", 5, 2)
