@@ -41,6 +41,13 @@ def configure(c, cell_timeout: int = CELL_TIMEOUT) -> None:
     c.Execute.interrupt_on_timeout = True
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+    # Feedback shows each test's outcome and message, not the hidden tests'
+    # code or the mark scheme: the lessons are reused with the next class.
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, GetGrades
+
+    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ClearMarkScheme,
+                                        CSSHTMLHeaderPreprocessor]
 
 
 @dataclass
@@ -250,6 +257,8 @@ def autograde(lesson: str, submissions: dict, workdir: Path, source_root: Path =
     """
     workdir = Path(workdir).resolve()
     shutil.copytree(Path(source_root) / "solutions" / lesson, workdir / "source" / lesson, dirs_exist_ok=True)
+    (workdir / "nbgrader_config.py").write_text(
+        "from lazysignals.grading import configure\n\nconfigure(get_config())\n")
     gen = _nbgrader(workdir, "generate_assignment", lesson, "--force")
     if gen.returncode != 0 or not (workdir / "release" / lesson).exists():
         raise RuntimeError(f"generate_assignment failed for {lesson}:\n{gen.stdout}{gen.stderr}")

@@ -56,6 +56,13 @@ def test_feedback_shows_the_checks_message_for_each_failed_test(graded, lesson, 
         assert message in text, f"feedback of {lesson}/{case} lacks {message!r} for {gid}"
 
 
+def test_feedback_does_not_reveal_the_hidden_tests(graded):
+    for lesson, (_, work, _) in graded.items():
+        for case in CASES[lesson]:
+            text = _feedback_text(work, lesson, case)
+            assert "HIDDEN TESTS" not in text and "_fraction_of_chunks" not in text, f"{lesson}/{case}"
+
+
 def test_harmful_submissions_leave_the_next_one_full_marks(graded):
     results, _, _ = graded["07_cropping"]
     order = list(CASES["07_cropping"])
