@@ -12,6 +12,7 @@ Components (see benchmarks/README.md):
     sum        lazy sum from .zspy and .hspy vs an in-memory numpy sum
     crop       chunk-aligned crop vs one pixel wider: bytes read and time
     course     every solution notebook executed on the ci preset
+    lessons    every solution notebook on the workshop preset: time, peak RSS
     workshop   the original workshop sequence, step by step (preset workshop)
     large      the lesson pipeline on the 34 GB preset under a 2 GB hard cap
 
@@ -39,6 +40,7 @@ COMPONENTS = {
     "sum": "benchmarks.lazysum",
     "crop": "benchmarks.crop",
     "course": "benchmarks.course",
+    "lessons": "benchmarks.course:run_workshop",
     "workshop": "benchmarks.workshop",
     "large": "benchmarks.large",
 }
@@ -94,9 +96,9 @@ def main(argv=None) -> int:
         for name in names:
             print(f"== {name} (load average {load_now()})", flush=True)
             t0 = time.perf_counter()
-            mod = importlib.import_module(COMPONENTS[name])
+            module, _, func = COMPONENTS[name].partition(":")
             try:
-                res = mod.run(ctx)
+                res = getattr(importlib.import_module(module), func or "run")(ctx)
             except Exception as e:  # noqa: BLE001 - one failed component must not lose the others
                 import traceback
 
