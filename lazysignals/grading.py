@@ -116,6 +116,18 @@ def _limits(memory: int):
     return apply
 
 
+def _minimal_tracebacks(ipython_dir: Path) -> Path:
+    """An IPython profile whose errors show type and message only.
+
+    A failed hidden test then reports its message in the feedback without the
+    lines of hidden code around it.
+    """
+    config = Path(ipython_dir) / "profile_default" / "ipython_config.py"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('c.InteractiveShell.xmode = "Minimal"\n')
+    return Path(ipython_dir)
+
+
 def grade_one(course_root: Path, lesson: str, student: str, data_dir: Path,
               cell_timeout: int = CELL_TIMEOUT, notebook_timeout: int = NOTEBOOK_TIMEOUT,
               memory: int = MEMORY_LIMIT) -> str:
@@ -129,7 +141,8 @@ def grade_one(course_root: Path, lesson: str, student: str, data_dir: Path,
     bindir = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYSIGNALS_")}
     env.update(PATH=bindir + os.pathsep + os.environ.get("PATH", ""), LAZYSIGNALS_DATA=str(data_dir),
-               LAZYSIGNALS_PRESET=GRADING_PRESET, MPLBACKEND="Agg")
+               LAZYSIGNALS_PRESET=GRADING_PRESET, MPLBACKEND="Agg",
+               IPYTHONDIR=str(_minimal_tracebacks(Path(data_dir).parent / "ipython")))
     if "LAZYSIGNALS_MANIFEST" in os.environ:
         env["LAZYSIGNALS_MANIFEST"] = os.environ["LAZYSIGNALS_MANIFEST"]
     cmd = [sys.executable, "-m", "nbgrader", "autograde", lesson, f"--student={student}", "--force",
