@@ -93,14 +93,30 @@ class PeakMemory:
         return f"peak +{self.increase / MiB:.0f} MiB above the start, {self.seconds:.1f} s"
 
 
+def _release_free_memory():
+    # Hand memory that Python and the C allocator keep for reuse back to the
+    # system, so that the start value is not inflated by earlier computations.
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
+        pass
+
+
 @contextmanager
-def peak_memory(interval=0.002):
+def peak_memory(interval=0.002, release=True):
     """Measure the peak resident memory of this process while the block runs.
 
     A background thread reads the process's resident set size (RSS, with
     psutil) every ``interval`` seconds and keeps the largest value. Memory
     that dask's worker threads use is included (they are in this process);
-    an allocation shorter than ``interval`` may be missed.
+    an allocation shorter than ``interval`` may be missed. With ``release``
+    (the default) memory freed by earlier work but still held by the
+    allocator is first returned to the system (glibc only), so that the
+    increase is not hidden by it.
 
     Examples
     --------
@@ -111,6 +127,8 @@ def peak_memory(interval=0.002):
     """
     import psutil
 
+    if release:
+        _release_free_memory()
     process = psutil.Process()
     mem = PeakMemory()
     mem.start = mem.peak = process.memory_info().rss
