@@ -275,6 +275,16 @@ def _tables(levels):
 
 
 @numba.njit(inline="always", cache=True)
+def _table_draw(v, u, guide, cdf, off):
+    """Count for uniform ``u`` from the table of level ``v`` (guide table, then a short walk)."""
+    o = off[v]
+    k = guide[v, int(u * _G)]
+    while u > cdf[o + k]:
+        k += 1
+    return k
+
+
+@numba.njit(inline="always", cache=True)
 def _level_of(m, nlev):
     """Index of the grid level nearest to mean m (nlev: beyond the grid)."""
     if m < 0.5 * LEVEL_MIN:
@@ -354,10 +364,7 @@ def _render(out, state, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profil
                         out[j, i, p, s] = 0
                         continue
                     u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
-                    o = off[v]
-                    k = guide[v, int(u * _G)]
-                    while u > cdf[o + k]:
-                        k += 1
+                    k = _table_draw(v, u, guide, cdf, off)
                     if k >= size[v]:
                         pend_pix[npend] = p * w + s
                         pend_u[npend] = u
@@ -392,10 +399,7 @@ def _render(out, state, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profil
                         m += a0 * profiles[0, q] + a1 * profiles[1, q] + a2 * profiles[2, q]
                         v = _level_of(m, nlev)
                         u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
-                        o = off[v]
-                        k = guide[v, int(u * _G)]
-                        while u > cdf[o + k]:
-                            k += 1
+                        k = _table_draw(v, u, guide, cdf, off)
                         if k >= size[v]:
                             k, s0, s1, s2, s3 = _finish(v, u, m, levels, cdf, off, size,
                                                        plast, s0, s1, s2, s3)
