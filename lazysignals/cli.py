@@ -117,10 +117,8 @@ def cmd_autograde(args) -> int:
         print(f"No submissions of {args.lesson} in submitted/: run nbgrader collect {args.lesson} first.")
         return 1
     for sid, r in results.items():
-        auto = sum(m for _, m in r.tests.values())
-        got = sum(s for s, _ in r.tests.values())
         manual = f", {sum(r.manual.values()):g} to grade by hand" if r.manual else ""
-        print(f"{sid:<24} {got:6g} / {auto:g} autograded points{manual}")
+        print(f"{sid:<24} {r.auto_score:6g} / {r.auto_max:g} autograded points{manual}")
         if "Grading stopped" in r.log:
             print(f"{'':<24} {r.log.strip().splitlines()[-1]}")
     print("Next: grade by hand in the Formgrader (nbgrader formgrader), then "
@@ -149,17 +147,12 @@ def cmd_grade(args) -> int:
     subs = {f"nb{i}-{Path(p).stem}": Path(p).resolve() for i, p in enumerate(args.notebooks)}
     with tempfile.TemporaryDirectory(prefix="lazysignals-grade-") as work:
         results = autograde(args.lesson, subs, Path(work))
-    worst = 0
     for sid, r in results.items():
-        auto = sum(m for _, m in r.tests.values())
-        got = sum(s for s, _ in r.tests.values())
-        print(f"{sid}: {got:g} / {auto:g} autograded points"
+        print(f"{sid}: {r.auto_score:g} / {r.auto_max:g} autograded points"
               + (f" (+ {sum(r.manual.values()):g} graded by hand)" if r.manual else ""))
         for gid, (s, m) in r.tests.items():
-            msg = r.messages.get(gid, "")
-            print(f"  {gid}: {s:g}/{m:g} {msg}")
-        worst = max(worst, 0 if got == auto else 1)
-    return worst
+            print(f"  {gid}: {s:g}/{m:g} {r.messages.get(gid, '')}")
+    return 0 if all(r.auto_score == r.auto_max for r in results.values()) else 1
 
 
 def parser() -> argparse.ArgumentParser:

@@ -64,6 +64,22 @@ class Result:
     manual: dict = field(default_factory=dict)
     log: str = ""
 
+    @property
+    def auto_score(self) -> float:
+        """Points of the autograded tests."""
+        return sum(s for s, _ in self.tests.values())
+
+    @property
+    def auto_max(self) -> float:
+        """Points the autograded tests can give."""
+        return sum(m for _, m in self.tests.values())
+
+
+def tools_env(**extra) -> dict:
+    """This environment with its own programs first on PATH (nbgrader runs alembic, jupyter)."""
+    bindir = str(Path(sys.executable).parent)
+    return dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""), **extra)
+
 
 # ---------------------------------------------------------------- the data
 
@@ -138,10 +154,8 @@ def grade_one(course_root: Path, lesson: str, student: str, data_dir: Path,
     str
         nbgrader's log, plus a line when a limit stopped it.
     """
-    bindir = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYSIGNALS_")}
-    env.update(PATH=bindir + os.pathsep + os.environ.get("PATH", ""), LAZYSIGNALS_DATA=str(data_dir),
-               LAZYSIGNALS_PRESET=GRADING_PRESET, MPLBACKEND="Agg",
+    env = {k: v for k, v in tools_env().items() if not k.startswith("LAZYSIGNALS_")}
+    env.update(LAZYSIGNALS_DATA=str(data_dir), LAZYSIGNALS_PRESET=GRADING_PRESET, MPLBACKEND="Agg",
                IPYTHONDIR=str(_minimal_tracebacks(Path(data_dir).parent / "ipython")))
     if "LAZYSIGNALS_MANIFEST" in os.environ:
         env["LAZYSIGNALS_MANIFEST"] = os.environ["LAZYSIGNALS_MANIFEST"]
@@ -203,10 +217,8 @@ def read_results(course_root: Path, lesson: str, students, logs=None) -> dict:
 # --------------------------------------------------------------- the course
 
 def _nbgrader(course_root: Path, *args) -> subprocess.CompletedProcess:
-    bindir = str(Path(sys.executable).parent)
-    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
     return subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course_root}"],
-                          cwd=course_root, env=env, capture_output=True, text=True)
+                          cwd=course_root, env=tools_env(), capture_output=True, text=True)
 
 
 def autograde_course(course_root: Path, lesson: str, students=None, **limits) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +23,10 @@ def generate_student_notebooks(lessons=None, root: Path = REPO_ROOT, release_dir
     release_dir : Path, optional
         Write there instead of ``notebooks/`` (the tests compare the two).
     """
+    from .grading import tools_env
+
     lessons = lessons or lesson_names(root)
-    bindir = str(Path(sys.executable).parent)
-    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    env = tools_env()
     out = []
     for lesson in lessons:
         cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", lesson, "--force",
