@@ -15,9 +15,11 @@ Anything else after the command is passed on (``start --no-browser``,
 """
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -29,10 +31,11 @@ BINDER_REQUIREMENTS = ROOT / "binder" / "requirements.txt"
 NEWEST_ENV = "LAZYSIGNALS_NEWEST"
 # The lock covers Linux, macOS and Windows on every Python the course supports.
 LOCK_COMMAND = ["uv", "pip", "compile", "pyproject.toml", "--extra", "test", "--universal",
-                "--generate-hashes", "--python-version", "3.11", "--no-header",
+                "--generate-hashes", "--python-version", "3.11", "--no-header", "--quiet",
                 "-o", "requirements/lock.txt"]
 LOCK_HEADER = ("# The course's stack: exact, hashed versions for Linux, macOS and Windows, Python >= 3.11.\n"
-               "# Made from pyproject.toml by `python3 course.py lock` (uv pip compile); do not edit.\n")
+               "# Made from pyproject.toml by `python3 course.py lock` (uv pip compile); do not edit.\n"
+               "# pyproject.toml dependencies: {digest}\n")
 
 
 def venv_python() -> Path:
@@ -47,13 +50,30 @@ def spec_hash(newest: bool = False) -> str:
     return h.hexdigest()
 
 
-def install_commands(py, newest: bool = False) -> list[list[str]]:
-    """The pip commands that install the course: from the lock, or the newest releases."""
+def dependencies_digest() -> str:
+    """Digest of pyproject.toml's dependency lists; the lock's header records the one it was made from."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    spec = {k: project.get(k) for k in ("requires-python", "dependencies", "optional-dependencies")}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def lock_is_current() -> bool:
+    """True when requirements/lock.txt was made from pyproject.toml's current dependencies."""
+    head = LOCK.read_text().split("\n", 3)[:3]
+    return LOCK_HEADER.format(digest=dependencies_digest()).split("\n")[:3] == head
+
+
+def install_commands(py, newest: bool = False, stale: bool = False) -> list[list[str]]:
+    """The pip commands that install the course: from the lock, or the newest releases.
+
+    A stale lock (pyproject.toml changed since it was made) is installed, then
+    pip adds what pyproject.toml needs beyond it, until the lock is refreshed.
+    """
     pip = [str(py), "-m", "pip", "install", "--disable-pip-version-check"]
     if newest:
         return [[*pip, "--upgrade", "--upgrade-strategy", "eager", "-e", f"{ROOT}[test]"]]
     return [[*pip, "--require-hashes", "-r", str(LOCK)],
-            [*pip, "--no-deps", "-e", str(ROOT)]]
+            [*pip, "-e", f"{ROOT}[test]"] if stale else [*pip, "--no-deps", "-e", str(ROOT)]]
 
 
 def ensure_environment(newest: bool = False) -> Path:
@@ -68,8 +88,13 @@ def ensure_environment(newest: bool = False) -> Path:
         return py
     what = "the newest releases of its dependencies" if newest else "its dependencies from requirements/lock.txt"
     print(f"Installing the course and {what} (a few minutes, once) ...", flush=True)
+    stale = not newest and not lock_is_current()
+    if stale:
+        print("warning: pyproject.toml's dependencies changed since requirements/lock.txt was made; "
+              "installing the lock and then what pyproject.toml adds. Refresh the lock with "
+              "`python3 course.py lock` and commit it.", flush=True)
     STAMP.unlink(missing_ok=True)
-    for cmd in install_commands(py, newest):
+    for cmd in install_commands(py, newest, stale):
         if subprocess.run(cmd, cwd=ROOT).returncode != 0:
             sys.exit(
                 "Installing the course failed (see pip's message above). Check the network "
@@ -108,7 +133,7 @@ def refresh_lock(upgrade: bool = False) -> int:
     cmd = [str(uv), *LOCK_COMMAND[1:], *(["--upgrade"] if upgrade else [])]
     if subprocess.run(cmd, cwd=ROOT).returncode != 0:
         sys.exit("uv could not resolve pyproject.toml (see its message above).")
-    LOCK.write_text(LOCK_HEADER + LOCK.read_text())
+    LOCK.write_text(LOCK_HEADER.format(digest=dependencies_digest()) + LOCK.read_text())
     BINDER_REQUIREMENTS.write_text(binder_requirements(LOCK.read_text()))
     print(f"Wrote {LOCK.relative_to(ROOT)} and {BINDER_REQUIREMENTS.relative_to(ROOT)}; commit both.")
     return 0

@@ -125,6 +125,12 @@ def test_lock_satisfies_environment_yml(entries):
                 f"the lock pins {name}=={versions[norm(name)]}, environment.yml asks '{spec}'. {REFRESH}")
 
 
+def test_lock_was_made_from_pyprojects_current_dependencies():
+    # Catches what a version check cannot, such as an extra added to hyperspy[speed].
+    assert course_module().lock_is_current(), (
+        f"pyproject.toml's dependencies changed since requirements/lock.txt was made. {REFRESH}")
+
+
 def test_lock_was_made_from_the_current_dependency_list(entries):
     # uv notes "lazysignals (pyproject.toml)" under each direct dependency; a
     # dependency removed from pyproject.toml still carries that note in a stale lock.
@@ -146,6 +152,9 @@ def test_start_and_test_install_from_the_lock_unless_newest_is_asked(tmp_path):
     locked = course.install_commands(tmp_path / "python")
     assert locked[0][-3:] == ["--require-hashes", "-r", str(LOCK)]
     assert locked[1][-3:] == ["--no-deps", "-e", str(ROOT)], "the project must not pull unlocked packages"
+    # A lock older than pyproject.toml is installed, then pip adds what pyproject.toml needs beyond it.
+    stale = course.install_commands(tmp_path / "python", stale=True)
+    assert stale[0] == locked[0] and stale[1][-2:] == ["-e", f"{ROOT}[test]"]
     newest = course.install_commands(tmp_path / "python", newest=True)
     assert len(newest) == 1 and "--upgrade" in newest[0] and f"{ROOT}[test]" in newest[0]
     assert str(LOCK) not in newest[0]
