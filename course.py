@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 import venv
 from pathlib import Path
 
@@ -52,6 +51,8 @@ def spec_hash(newest: bool = False) -> str:
 
 def dependencies_digest() -> str:
     """Digest of pyproject.toml's dependency lists; the lock's header records the one it was made from."""
+    import tomllib  # here, so that an older Python gets course.py's own message
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     spec = {k: project.get(k) for k in ("requires-python", "dependencies", "optional-dependencies")}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
@@ -84,7 +85,8 @@ def ensure_environment(newest: bool = False) -> Path:
     if not py.exists():
         print(f"Creating an isolated environment in {VENV} ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    if STAMP.exists() and STAMP.read_text() == spec_hash(newest):
+    # The newest releases are looked up on every --newest run; the lock is installed once.
+    if not newest and STAMP.exists() and STAMP.read_text() == spec_hash():
         return py
     what = "the newest releases of its dependencies" if newest else "its dependencies from requirements/lock.txt"
     print(f"Installing the course and {what} (a few minutes, once) ...", flush=True)
