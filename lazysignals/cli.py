@@ -19,7 +19,10 @@ from pathlib import Path
 from . import manifest
 from .manifest import CourseDataError
 
-FIRST_LESSON = "notebooks/00_setup/00_setup.ipynb"
+#: The learner's lab is rooted here: the student notebooks, not solutions/.
+LEARNER_ROOT = "notebooks"
+#: The page the learner's lab opens, relative to LEARNER_ROOT.
+FIRST_LESSON = "00_setup/00_setup.ipynb"
 
 
 def _list() -> None:
@@ -81,7 +84,7 @@ def cmd_start(args) -> int:
         print(f"Dataset ready: {synthetic_path(preset, fmt=fmt)}")
     env = dict(os.environ, **{PRESET_ENV: preset})
     root = manifest.REPO_ROOT
-    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}",
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root / LEARNER_ROOT}",
            f"--ip={args.ip}", f"--port={args.port}"]
     if args.no_browser:
         cmd.append("--no-browser")
