@@ -109,6 +109,14 @@ def cmd_notebooks(args) -> int:
     return 0
 
 
+def cmd_lessons(args) -> int:
+    """List the lessons (the folders of solutions/), in teaching order."""
+    from .lessons import lesson_names
+
+    print("\n".join(lesson_names()))
+    return 0
+
+
 def cmd_autograde(args) -> int:
     """Safely autograde the collected submissions of a lesson (instructors)."""
     from .grading import autograde_course
@@ -190,6 +198,8 @@ def parser() -> argparse.ArgumentParser:
     n = sub.add_parser("notebooks", help="regenerate notebooks/ from solutions/ (nbgrader generate_assignment)")
     n.add_argument("lessons", nargs="*", help="lesson names (default: all)")
     n.set_defaults(func=cmd_notebooks)
+    sub.add_parser("lessons", help="list the lessons (the folders of solutions/), in teaching order"
+                   ).set_defaults(func=cmd_lessons)
     gr = sub.add_parser("grade", help="autograde notebooks of a lesson in a scratch folder and print scores")
     gr.add_argument("lesson", help="lesson name, e.g. 05_rebinning")
     gr.add_argument("notebooks", nargs="+", help="submitted notebooks to grade")

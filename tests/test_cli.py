@@ -55,3 +55,10 @@ def test_start_prepares_the_dataset_and_serves_lesson_00_headless(tmp_path):
         api = f"{base}/api/contents/notebooks/00_setup/00_setup.ipynb?token={token}&content=0"
         with urllib.request.urlopen(api, timeout=30) as r:
             assert r.status == 200
+
+
+def test_lessons_lists_the_lesson_folders_in_teaching_order():
+    from lazysignals.lessons import lesson_names
+
+    r = run("lessons")
+    assert r.returncode == 0 and r.stdout.split() == lesson_names()
