@@ -13,7 +13,6 @@ The baseline (ratio 1) is the writer's default, Blosc zstd level 1 + shuffle.
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 from .harness import GB, Component, Context, Result, Steps, dataset, dir_size, failed, ratio, run_child, small_preset

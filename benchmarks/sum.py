@@ -11,8 +11,6 @@ use, made by :func:`lazysignals.data.prepare` (HyperSpy's default writer).
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 
 from .harness import GB, Component, Context, Result, Steps, dataset, dir_size, ratio, run_child, small_preset, target
 

@@ -138,12 +138,7 @@ def validate(raw, source="manifest") -> dict:
         raise CourseDataError(f"{source}: needs the keys roles, presets and datasets.")
     presets = {}
     for name, entry in (raw["presets"] or {}).items():
-        missing = _PRESET_KEYS - set(entry or {})
-        extra = set(entry or {}) - _PRESET_KEYS
-        if missing or extra:
-            raise CourseDataError(
-                f"{source}: preset '{name}' is missing {sorted(missing)} or has unknown {sorted(extra)}."
-            )
+        _check_keys(entry, _PRESET_KEYS, _PRESET_KEYS, f"{source}: preset '{name}'")
         p = Preset(
             name=name,
             description=str(entry["description"]),
@@ -167,15 +162,17 @@ def validate(raw, source="manifest") -> dict:
         presets[name] = p
     datasets = {}
     for name, entry in (raw["datasets"] or {}).items():
-        missing = _DATASET_REQUIRED - set(entry or {})
-        extra = set(entry or {}) - _DATASET_KEYS
-        if missing or extra:
-            raise CourseDataError(
-                f"{source}: dataset '{name}' is missing {sorted(missing)} or has unknown {sorted(extra)}."
-            )
+        _check_keys(entry, _DATASET_REQUIRED, _DATASET_KEYS, f"{source}: dataset '{name}'")
         _validate_convert(entry.get("convert"), name, source)
         datasets[name] = Dataset(name=name, **entry)
     return {"roles": _validate_roles(raw["roles"], presets, source), "presets": presets, "datasets": datasets}
+
+
+def _check_keys(entry, required: set, allowed: set, where: str) -> None:
+    """Refuse an entry that lacks a required field or has one the manifest does not know."""
+    keys = set(entry or {})
+    if required - keys or keys - allowed:
+        raise CourseDataError(f"{where} is missing {sorted(required - keys)} or has unknown {sorted(keys - allowed)}.")
 
 
 def _validate_roles(roles, presets: dict, source) -> dict[str, str]:
