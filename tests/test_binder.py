@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from lazysignals import manifest
+from lazysignals.measure import peak_memory
 from lazysignals.storage import verify_zspy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,25 +36,20 @@ def test_postbuild_installs_the_package_and_the_lab_settings(tmp_path):
     assert settings.read_text() == (ROOT / "jupyter/overrides.json").read_text()
 
 
-# Runs a command and reports the peak RSS of its process tree's largest member.
-PEAK = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-        "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
-
-
 def test_start_prepares_the_binder_preset_within_binder_memory_and_runs_the_command(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-c", PEAK, "bash", str(BINDER / "start"), sys.executable, "-c",
-         "import os; print(os.environ['LAZYSIGNALS_PRESET'], os.environ['LAZYSIGNALS_DATA'])"],
-        env=_env(tmp_path), capture_output=True, text=True, timeout=600,
-    )
+    with peak_memory(interval=0.05, release=False, of="children") as mem:  # start and all it runs
+        r = subprocess.run(
+            ["bash", str(BINDER / "start"), sys.executable, "-c",
+             "import os; print(os.environ['LAZYSIGNALS_PRESET'], os.environ['LAZYSIGNALS_DATA'])"],
+            env=_env(tmp_path), capture_output=True, text=True, timeout=600,
+        )
     assert r.returncode == 0, r.stdout + r.stderr
-    lines = r.stdout.strip().splitlines()
-    assert lines[-2] == f"binder {tmp_path / 'data'}"
+    assert r.stdout.strip().splitlines()[-1] == f"binder {tmp_path / 'data'}"
     preset = manifest.get_preset("binder")
     path = tmp_path / "data" / preset.filename("zspy")
     info = verify_zspy(path)
     assert info["shape"] == preset.data_shape
-    peak_mib = int(lines[-1].split()[1]) / 1024
+    peak_mib = mem.peak / 2**20
     assert peak_mib < 1536, f"preparing the binder preset peaked at {peak_mib:.0f} MiB, over a 2 GB pod's budget"
     # A second start finds the dataset and does not make it again.
     mtime = path.stat().st_mtime_ns
