@@ -81,7 +81,7 @@ def run(ctx: Context) -> Result:
             "ratio_meaning": "peak RSS / memory cap",
             "plot": {"value": "peak_rss_gb", "label": f"peak RSS GB (cap {cap / GB:.1f} GB)", "line": cap / GB},
             "targets": [
-                target(f"pipeline on {nbytes / GB:.0f} GB finishes under a hard {cap / GB:.1f} GB cap "
+                target(f"pipeline on {nbytes / GB:.3g} GB finishes under a hard {cap / GB:.1f} GB cap "
                        f"({c.get('method')})", "finishes", finished, finished),
                 target("peak RSS (GB)", f"<= {cap / GB:.1f}", peak, peak is not None and peak <= cap / GB)],
             "details": {k: v for k, v in res.items() if k != "steps"}}

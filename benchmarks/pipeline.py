@@ -46,23 +46,24 @@ PROFILE_ROWS = 8
 THRESHOLD = 3
 
 
-def centre_of_mass(image):
-    """(row, column) centre of mass of one pattern, in pixel indices."""
-    f = image.astype(np.float32)
+def _centre(f):
+    """(row, column) centre of mass of the float32 weights ``f``, in pixel indices."""
     rows = f.sum(axis=1)
     cols = f.sum(axis=0)
     total = rows.sum()
     return np.array([rows @ _index(rows.size) / total, cols @ _index(cols.size) / total])
+
+
+def centre_of_mass(image):
+    """(row, column) centre of mass of one pattern, in pixel indices."""
+    return _centre(image.astype(np.float32))
 
 
 def thresholded_centre_of_mass(image, threshold=THRESHOLD):
     """Centre of mass of the pixels above ``threshold`` counts only."""
     f = image.astype(np.float32)
     f *= image > threshold
-    rows = f.sum(axis=1)
-    cols = f.sum(axis=0)
-    total = rows.sum()
-    return np.array([rows @ _index(rows.size) / total, cols @ _index(cols.size) / total])
+    return _centre(f)
 
 
 _INDEX = {}
