@@ -93,11 +93,12 @@ def run(ctx: Context) -> Result:
                               "(relative; centre relative to sigma)", "1.0",
                               round(mf["share_of_profiles_within_tolerance"], 4),
                               mf["share_of_profiles_within_tolerance"] >= 0.99))
-    out = {"ok": True, "preset": "workshop", "rows": rows, "targets": targets, "multifit": mf,
+    out = {"ok": True, "preset": preset, "rows": rows, "targets": targets, "notes": _multifit_notes(mf),
            "ratio_meaning": "time / the original notebook's time for the same work (< 1 = faster)",
-           "details": {k: v for k, v in res.items() if k not in ("steps", "multifit_comparison")}}
+           "plot": {"value": "ratio", "label": "time / original notebook (equal work); target 0.5", "line": 0.5},
+           "details": {k: v for k, v in res.items() if k != "steps"}}
     try:
-        sums = lazysum.measure("workshop", ctx["data"])
+        sums = lazysum.measure(ctx, preset)
         for r in sums["rows"]:
             key = {"lazy sum from .zspy": "sum_zspy", "lazy sum from .hspy": "sum_hspy"}.get(r["name"])
             base = ORIGINAL[key][0] if key else None
