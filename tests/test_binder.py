@@ -16,6 +16,7 @@ import pytest
 from labserver import _wait_until_listening, free_port
 from lazysignals import manifest
 from lazysignals.data import is_ready
+from lazysignals.measure import peak_memory
 from lazysignals.lessons import lesson_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,18 +94,14 @@ def test_every_file_the_build_copies_resolves_inside_the_build_context(generated
             assert target.is_relative_to(ROOT) and target.exists(), f"{rel} links outside the build context"
 
 
-# Runs a command and reports the peak RSS of its process tree's largest member.
-PEAK = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-        "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
-
-
 def _mtimes(folder):
     return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
 
 
 def test_postbuild_makes_the_dataset_and_a_launch_only_verifies_it_and_opens_notebooks(tmp_path):
-    r = subprocess.run([sys.executable, "-c", PEAK, "bash", str(BINDER / "postBuild")], env=_env(tmp_path),
-                       capture_output=True, text=True, timeout=900)
+    with peak_memory(interval=0.05, release=False, of="children") as mem:  # postBuild and all it runs
+        r = subprocess.run(["bash", str(BINDER / "postBuild")], env=_env(tmp_path),
+                           capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     settings = Path(sys.prefix) / "share/jupyter/lab/settings/overrides.json"
     assert settings.read_text() == (ROOT / "jupyter/overrides.json").read_text()
@@ -112,8 +109,8 @@ def test_postbuild_makes_the_dataset_and_a_launch_only_verifies_it_and_opens_not
     preset = manifest.get_preset("binder")
     data = tmp_path / "data"
     for fmt in ("zspy", "hspy"):
-        assert is_ready(data / preset.filename(fmt), preset, preset.seed, fmt), f"no complete binder .{fmt}"
-    peak_mib = int(r.stdout.strip().splitlines()[-1].split()[1]) / 1024
+        assert is_ready(data / preset.filename(fmt), preset, preset.seed), f"no complete binder .{fmt}"
+    peak_mib = mem.peak / 2**20
     assert peak_mib < 1536, f"making the binder preset peaked at {peak_mib:.0f} MiB, over a 2 GB pod's budget"
 
     # A launch: binder/start finds the dataset, makes nothing, and hands over at once.
@@ -154,7 +151,7 @@ def test_start_makes_the_dataset_when_it_is_missing(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     preset = manifest.get_preset("ci")
     for fmt in ("zspy", "hspy"):
-        assert is_ready(tmp_path / "data" / preset.filename(fmt), preset, preset.seed, fmt)
+        assert is_ready(tmp_path / "data" / preset.filename(fmt), preset, preset.seed)
 
 
 def _container_engine() -> str | None:

@@ -66,3 +66,10 @@ def test_start_prepares_the_dataset_and_serves_lesson_00_headless(tmp_path):
         assert set(lesson_names()) <= names and "solutions" not in names, names
         with pytest.raises(urllib.error.HTTPError, match="404"):
             urllib.request.urlopen(f"{base}/api/contents/solutions?token={token}", timeout=30)
+
+
+def test_lessons_lists_the_lesson_folders_in_teaching_order():
+    from lazysignals.lessons import lesson_names
+
+    r = run("lessons")
+    assert r.returncode == 0 and r.stdout.split() == lesson_names()
