@@ -5,17 +5,24 @@ expected counts per pixel are
 
 * a bright-field disk, dimmed by absorption in thick specimen, whose centre
   moves with the probe: stripe-shaped magnetic domains deflect the beam one
-  way or the other, and a slow linear descan ramp adds to it;
+  way or the other, and a slow linear descan ramp adds to it. The
+  magnetisation lies in the plane of the film, along the stripes, one way or
+  the other from one stripe to the next; the Lorentz force on the electrons
+  (travelling along the beam, perpendicular to the film) deflects them at
+  right angles to the magnetisation, that is across the stripes, along the
+  normal of the domain walls (as in the Fe60Al40 stripes of the real data);
 * diffuse scattering around the disk, of order one count per pixel over most
   of the detector, growing with specimen thickness and stronger on the
   substrate than on the film (none through vacuum);
 * six Bragg discs whose strength follows the local crystal orientation, in
   Friedel pairs of equal strength, so that 0, 2, 4 or 6 of them stand out
-  (ragged peak finding), and a faint high-angle ring;
+  of the counting noise (ragged peak finding), and a faint high-angle ring;
 
 then each pixel is an exact Poisson draw of its expected count, and, if the
-preset asks for it, a few detector pixels are dead (always 0) or hot (always
-high).
+preset asks for it, a few detector pixels are dead (always 0) or hot (stuck
+at a high count, a fixed small fraction of a vacuum pattern's counts at every
+detector size: it pulls an unmasked centre of mass about as far on every
+preset).
 
 How it is computed
 ------------------
@@ -43,7 +50,7 @@ The compiled kernel (numba, ``nogil``) renders one dask chunk at a time, so
 a dataset of any size streams to disk with a few chunks in memory.
 
 The ground truth (shift maps, domain and region maps, thickness, number of
-visible Bragg discs, defect masks) is stored in the signal's metadata under
+detectable Bragg discs, defect masks) is stored in the signal's metadata under
 ``Sample.ground_truth``. The centre of mass of a pattern, in pixel index
 units and with defect pixels left out, is ``D / 2 + shift`` to within a few
 per cent of the shift: the detector edge cuts a little of the diffuse halo.
@@ -57,7 +64,7 @@ import numpy as np
 from .manifest import Preset
 
 #: Version of the model; stored with every dataset so that an old file is remade.
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 
 # Geometry as fractions of the detector side D, so every preset looks alike.
 DISK_RADIUS = 1 / 8  # bright-field disk radius
@@ -83,8 +90,13 @@ HALO_FILM = 0.09  # halo at the disk edge per unit thickness, film
 HALO_SUBSTRATE = 0.13  # ... substrate (heavier atoms scatter more)
 RING_STRENGTH = 0.02
 BRAGG_STRENGTH = 0.5
-BRAGG_VISIBLE = 0.1  # a Bragg disc "is visible" when its peak exceeds this * dose
-HOT_LEVEL = 25  # a hot pixel reads HOT_LEVEL * dose counts
+# A Bragg disc is detectable when its counts above the background, summed over
+# the disc, exceed BRAGG_SNR times the Poisson noise of the background over the
+# same area: top * sqrt(pi) * radius / sqrt(background per pixel). This depends
+# on the detector size (larger discs in pixels gather more counts), so the
+# ground truth says what a peak finder can see on each preset.
+BRAGG_SNR = 8.0
+HOT_FRACTION = 0.1  # a hot pixel reads this fraction of a vacuum pattern's disk counts
 
 VACUUM, FILM, SUBSTRATE = 0, 1, 2
 
@@ -127,7 +139,10 @@ def _domains(rng, nx, ny, region, D):
     wall = max(period / 12, 0.6)
     domain = np.tanh(np.sin(2 * np.pi * phase) * period / (2 * np.pi * wall))
     domain[region != FILM] = 0.0
-    direction = angle + np.pi / 2  # deflection along the stripes
+    # The magnetisation lies along the stripes (perpendicular to the wall
+    # normal, `angle`); the Lorentz force deflects the beam at right angles to
+    # it, across the stripes, along the wall normal.
+    direction = angle
     amp = DOMAIN_SHIFT * D
     shift_x = amp * domain * np.cos(direction) + DESCAN_SHIFT * D * (x / nx - 0.5)
     shift_y = amp * domain * np.sin(direction) + 0.5 * DESCAN_SHIFT * D * (y / ny - 0.5)
@@ -158,9 +173,10 @@ def probe_maps(preset: Preset, seed: int | None = None) -> dict[str, np.ndarray]
         ``region`` (0 vacuum, 1 film, 2 substrate), ``thickness`` (relative),
         ``disk``, ``halo``, ``ring`` (expected counts per pixel at the
         maximum of each component) and ``bragg`` (expected peak counts of
-        each of the 6 discs, shape (ny, nx, 6)), ``n_bragg`` (discs whose
-        peak exceeds ``BRAGG_VISIBLE * dose``), plus ``dead`` and ``hot``
-        (detector defect masks, numpy order (ky, kx)) and ``dose``.
+        each of the 6 discs, shape (ny, nx, 6)), ``n_bragg`` (discs that
+        stand out of the counting noise, see ``BRAGG_SNR``), plus ``dead``
+        and ``hot`` (detector defect masks, numpy order (ky, kx)), ``dose``
+        and ``hot_level`` (the count a hot pixel reads).
     """
     seed = preset.seed if seed is None else seed
     rng = np.random.default_rng(seed)
@@ -179,7 +195,7 @@ def probe_maps(preset: Preset, seed: int | None = None) -> dict[str, np.ndarray]
     k = np.arange(6)
     excitation = np.cos(np.pi * (orient[..., None] * 2.5 + k / 3.0)) ** 6
     bragg = dose * BRAGG_STRENGTH * excitation * (thickness * solid)[..., None]
-    n_bragg = (bragg > BRAGG_VISIBLE * dose).sum(axis=-1).astype(np.uint8)
+    n_bragg = _detectable(bragg, halo, ring, kx).sum(axis=-1).astype(np.uint8)
     dead, hot = _defects(seed, kx, ky, preset.defects)
     f32 = np.float32
     return dict(
@@ -187,7 +203,28 @@ def probe_maps(preset: Preset, seed: int | None = None) -> dict[str, np.ndarray]
         domain=domain.astype(f32), region=region, thickness=thickness.astype(f32),
         disk=disk.astype(f32), halo=halo.astype(f32), ring=ring.astype(f32),
         bragg=bragg.astype(f32), n_bragg=n_bragg, dead=dead, hot=hot, dose=np.float64(dose),
+        hot_level=np.float64(hot_level(dose, kx)),
     )
+
+
+def hot_level(dose: float, D: int) -> int:
+    """Count of a hot pixel: ``HOT_FRACTION`` of the disk's counts in vacuum."""
+    disk_counts = dose * np.pi * (DISK_RADIUS * D) ** 2
+    return int(min(65535, round(HOT_FRACTION * disk_counts)))
+
+
+def bragg_disc_radius(D: int) -> float:
+    """Radius of a Bragg disc in detector pixels."""
+    return max(BRAGG_DISC * D, 0.8)
+
+
+def _detectable(bragg, halo, ring, D):
+    """Which discs stand out of the background's counting noise (see BRAGG_SNR)."""
+    prof = radial_profiles(D)
+    q = min(int(round(BRAGG_RADIUS * D * LUT_STEPS)), prof.shape[1] - 1)
+    background = (halo * prof[1, q] + ring * prof[2, q])[..., None]  # expected counts per pixel
+    snr = bragg * np.sqrt(np.pi) * bragg_disc_radius(D) / np.sqrt(np.maximum(background, 1e-3))
+    return snr > BRAGG_SNR
 
 
 def radial_profiles(D: int) -> np.ndarray:
@@ -441,14 +478,14 @@ def render_block(maps: dict, D: int, seed: int, block_id, block_slices) -> np.nd
         out, _block_state(seed, block_id), float(sky.start), float(skx.start),
         D / 2 + maps["shift_x"][sy, sx].astype(float), D / 2 + maps["shift_y"][sy, sx].astype(float),
         amps.astype(float), np.ascontiguousarray(maps["bragg"][sy, sx], dtype=float),
-        _bragg_offsets(D), max(BRAGG_DISC * D, 0.8), radial_profiles(D), levels, *tabs,
+        _bragg_offsets(D), bragg_disc_radius(D), radial_profiles(D), levels, *tabs,
     )
     dead = maps["dead"][sky, skx]
     hot = maps["hot"][sky, skx]
     if dead.any():
         out[..., dead] = 0
     if hot.any():
-        out[..., hot] = np.uint16(min(65535, round(HOT_LEVEL * maps["dose"])))
+        out[..., hot] = np.uint16(maps["hot_level"])
     return out
 
 
