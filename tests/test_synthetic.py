@@ -173,10 +173,10 @@ def test_patterns_look_like_counting_detector_data(ci, ci_data, truth):
     assert (vacuum[:, r > 0.2 * D] == 0).mean() > 0.95  # nothing scatters in vacuum
 
 
-def test_hot_pixel_carries_the_same_small_share_of_a_pattern_on_every_detector():
+def test_hot_pixel_carries_the_same_small_share_of_a_pattern_on_every_detector(tiny_preset):
     shares = []
     for D in (32, 64, 128):
-        p = small_preset(navigation_shape=(8, 8), signal_shape=(D, D), chunk=D // 4)
+        p = tiny_preset(navigation_shape=(8, 8), signal_shape=(D, D), chunk=D // 4)
         vacuum = synthetic.make_lazy_signal(p).data[0, 0].compute()  # top-left: vacuum
         hot = synthetic.probe_maps(p)["hot"]
         shares.append(vacuum[hot].sum() / vacuum.sum())
