@@ -138,6 +138,18 @@ def cmd_lab_settings(args) -> int:
     return 0
 
 
+def cmd_site(args) -> int:
+    """Execute the lessons on a preset and render the course site (Sphinx, myst-nb)."""
+    from .site import SiteError, build_site
+
+    try:
+        build_site(args.preset, Path(args.out) if args.out else None, args.lessons or None)
+    except SiteError as e:
+        print(e, file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_grade(args) -> int:
     """Autograde notebooks of one lesson in a scratch course folder; print scores."""
     import tempfile
@@ -198,6 +210,11 @@ def parser() -> argparse.ArgumentParser:
     ag.add_argument("--memory-gb", type=float, default=grading.MEMORY_LIMIT / 2**30,
                     help="memory (address space) per notebook, GB")
     ag.set_defaults(func=cmd_autograde)
+    si = sub.add_parser("site", help="execute the lessons and render the course site into build/site")
+    si.add_argument("--preset", default="binder", help="dataset the lessons run on (default binder)")
+    si.add_argument("--out", help="output folder (default build/site)")
+    si.add_argument("lessons", nargs="*", help="lesson names (default: all)")
+    si.set_defaults(func=cmd_site)
     ls_ = sub.add_parser("lab-settings", help="install the course's JupyterLab settings into this environment")
     ls_.set_defaults(func=cmd_lab_settings)
     return ap
