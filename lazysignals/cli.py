@@ -143,7 +143,7 @@ def cmd_site(args) -> int:
     from .site import SiteError, build_site
 
     try:
-        build_site(args.preset, Path(args.out) if args.out else None, args.lessons or None)
+        build_site(args.preset, Path(args.out) if args.out else None, args.lessons or None, jobs=args.jobs)
     except SiteError as e:
         print(e, file=sys.stderr)
         return 1
@@ -213,6 +213,7 @@ def parser() -> argparse.ArgumentParser:
     si = sub.add_parser("site", help="execute the lessons and render the course site into build/site")
     si.add_argument("--preset", default="binder", help="dataset the lessons run on (default binder)")
     si.add_argument("--out", help="output folder (default build/site)")
+    si.add_argument("--jobs", type=int, help="lessons executed at once (default: cores, at most 2)")
     si.add_argument("lessons", nargs="*", help="lesson names (default: all)")
     si.set_defaults(func=cmd_site)
     ls_ = sub.add_parser("lab-settings", help="install the course's JupyterLab settings into this environment")

@@ -9,7 +9,6 @@ notebooks), and renders the lessons, the README and ``docs/`` with Sphinx
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -17,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -46,20 +46,6 @@ def binder_url(lesson: str, root: Path = REPO_ROOT) -> str:
             f"?urlpath=lab/tree/notebooks/{lesson}/{lesson}.ipynb")
 
 
-@contextlib.contextmanager
-def _environ(**values):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def execute_lesson(lesson: str, preset: str, root: Path = REPO_ROOT):
     """Run the source notebook of ``lesson`` on ``preset``; return the executed notebook.
 
@@ -83,14 +69,14 @@ def execute_lesson(lesson: str, preset: str, root: Path = REPO_ROOT):
         shutil.copytree(source.parent, work)
         client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
                                 resources={"metadata": {"path": str(work)}})
-        with _environ(LAZYSIGNALS_PRESET=preset, MPLBACKEND="Agg"):
-            try:
-                client.execute()
-            except CellExecutionError as err:
-                raise SiteError(
-                    f"Lesson {lesson} failed on the '{preset}' preset, so the site was not built. "
-                    f"Run solutions/{lesson}/{lesson}.ipynb to see the error:\n{str(err)[-2000:]}"
-                ) from None
+        env = dict(os.environ, LAZYSIGNALS_PRESET=preset, MPLBACKEND="Agg")
+        try:
+            client.execute(env=env)
+        except CellExecutionError as err:
+            raise SiteError(
+                f"Lesson {lesson} failed on the '{preset}' preset, so the site was not built. "
+                f"Run solutions/{lesson}/{lesson}.ipynb to see the error:\n{str(err)[-2000:]}"
+            ) from None
     for cell in swapped:
         cell.source = cell.source.replace("%matplotlib inline", MATPLOTLIB_WIDGET)
     return nb
@@ -188,7 +174,7 @@ def _index(lessons: list[str], guides: list[str]) -> str:
     return "\n".join(lines)
 
 
-def stage(preset: str, src: Path, lessons=None, root: Path = REPO_ROOT, log=print) -> Path:
+def stage(preset: str, src: Path, lessons=None, root: Path = REPO_ROOT, log=print, jobs: int | None = None) -> Path:
     """Write the Sphinx source tree of the site into ``src``: executed learner lessons, docs, README."""
     import nbformat
 
@@ -202,7 +188,8 @@ def stage(preset: str, src: Path, lessons=None, root: Path = REPO_ROOT, log=prin
         shutil.copy2(path, src / "docs" / path.name)
     present = sorted(p.stem for p in (src / "docs").glob("*.md"))
     guides = [g for g in GUIDES if g in present] + [g for g in present if g not in GUIDES]
-    for lesson in lessons:
+
+    def one(lesson):
         started = time.perf_counter()
         nb = learner_version(execute_lesson(lesson, preset, root))
         nb.cells.insert(1, nbformat.v4.new_markdown_cell(_run_box(lesson, preset, root)))
@@ -211,6 +198,17 @@ def stage(preset: str, src: Path, lessons=None, root: Path = REPO_ROOT, log=prin
         nbformat.write(nb, out)
         shutil.copy2(root / "notebooks" / lesson / f"{lesson}.ipynb", src / "_student" / f"{lesson}.ipynb")
         log(f"  {lesson}: executed on '{preset}' in {time.perf_counter() - started:.0f} s")
+
+    # The lessons' dataset, made once before lessons that open it run side by side.
+    from .data import synthetic_path
+
+    for fmt in ("zspy", "hspy"):
+        synthetic_path(preset, fmt=fmt, progress=False)
+    # Kernels are separate processes: run as many lessons at once as there are cores (at most 2,
+    # which a 2 GB Binder-sized machine affords on the binder preset).
+    with ThreadPoolExecutor(max_workers=jobs or min(2, os.cpu_count() or 1)) as pool:
+        for future in [pool.submit(one, lesson) for lesson in lessons]:
+            future.result()
     for md in [src / "README.md", *(src / "docs").glob("*.md")]:
         where = md.parent.relative_to(src)
         md.write_text(_point_outside_links_at_repository(md.read_text(encoding="utf-8"), where, src, root),
@@ -228,7 +226,7 @@ def stage(preset: str, src: Path, lessons=None, root: Path = REPO_ROOT, log=prin
 
 
 def build_site(preset: str = "binder", out: Path | None = None, lessons=None, root: Path = REPO_ROOT,
-               log=print) -> Path:
+               log=print, jobs: int | None = None) -> Path:
     """Execute the lessons on ``preset`` and render the site; return the folder of ``index.html``.
 
     Sphinx runs with warnings as errors, so a broken link or a missing page stops the build.
@@ -243,7 +241,7 @@ def build_site(preset: str = "binder", out: Path | None = None, lessons=None, ro
     src = out.parent / f"{out.name}-src"
     started = time.perf_counter()
     log(f"Executing the lessons on the '{preset}' preset ...")
-    stage(preset, src, lessons, root, log)
+    stage(preset, src, lessons, root, log, jobs)
     log("Rendering with Sphinx ...")
     if out.exists():
         shutil.rmtree(out)

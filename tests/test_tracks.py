@@ -12,7 +12,7 @@ from lazysignals.manifest import REPO_ROOT
 
 LESSONS = lesson_names()
 AGENDAS = REPO_ROOT / "docs" / "AGENDAS.md"
-MARK = "> **⏩ Extension**"
+MARK = "> **Extension**"
 CORE_SLOT, HALF_DAY_SLOT, DAY_SLOT = 90, 210, 7 * 60
 # The seed tutorial's essentials, each taught by a lesson in the core track.
 CORE_TOPICS = ["01_lazy_basics", "02_loading", "03_plotting", "04_chunking", "07_cropping",
