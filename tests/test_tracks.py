@@ -126,3 +126,12 @@ def test_lesson_links_glossary_and_cheat_sheet_and_ends_with_further_reading(les
     for url in ["hyperspy.org/hyperspy-doc/current/user_guide/big_data.html", "docs.dask.org/en/stable/best-practices",
                 "hyperspy.org/rosettasciio/supported_formats", "pyxem.readthedocs.io"]:
         assert url in last, f"{lesson}'s further reading lacks {url}"
+
+
+def test_readme_states_the_course_length_the_lessons_add_up_to():
+    total = sum(t + e for t, e, _ in map(stated_times, LESSONS))
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"whole course takes about ([\d.]+) hours", readme)
+    assert m, "the README should say how long the whole course takes"
+    assert float(m.group(1)) == round(total / 60, 1), f"the lessons add up to {total / 60:.1f} hours"
+    assert f"takes {CORE_SLOT} minutes" in readme
