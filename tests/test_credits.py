@@ -74,3 +74,12 @@ def test_readme_credits_the_tutorial_authors_and_links_every_zenodo_record():
         licence = ds["license"].replace("-", " ").replace("CC BY", "CC BY")
         assert licence in row, f"README gives no licence {ds['license']} for {name}"
     assert "LICENSE-content" in credits and "CITATION.cff" in credits
+
+
+def test_binder_badge_and_citation_name_the_same_repository():
+    from lazysignals.site import binder_url
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    slug = citation()["repository-code"].removeprefix("https://github.com/")
+    assert f"mybinder.org/v2/gh/{slug}/HEAD" in readme, "README's Binder badge and CITATION.cff disagree on the repository"
+    assert binder_url("00_setup").startswith(f"https://mybinder.org/v2/gh/{slug}/HEAD")
