@@ -237,6 +237,9 @@ def build_site(preset: str = "binder", out: Path | None = None, lessons=None, ro
     except ImportError:
         raise SiteError("The site needs Sphinx, myst-nb and sphinx-book-theme: "
                         "pip install -e '.[site]' (course.py test installs them).") from None
+    unknown = sorted(set(lessons or []) - set(lesson_names(root)))
+    if unknown:
+        raise SiteError(f"No lesson named {', '.join(unknown)}. Lessons: {', '.join(lesson_names(root))}.")
     out = Path(out or root / "build" / "site")
     src = out.parent / f"{out.name}-src"
     started = time.perf_counter()

@@ -177,3 +177,11 @@ def test_no_solution_or_hidden_test_appears_on_the_site(site):
     assert all(_secrets(lesson) for lesson in ("03_plotting", "06_map", "10_capstone")), "no solutions found to look for"
     assert not leaked, f"solution or hidden-test lines on the site: {leaked}"
 
+
+
+def test_an_unknown_lesson_is_refused_with_the_names_of_the_lessons(tmp_path):
+    from lazysignals.site import SiteError
+
+    with pytest.raises(SiteError, match="No lesson named 11_nothing. Lessons: 00_setup"):
+        build_site("ci", tmp_path / "html", ["11_nothing"], log=lambda *a: None)
+    assert not (tmp_path / "html").exists()
