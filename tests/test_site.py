@@ -6,6 +6,7 @@ exercise solution or hidden test is on it."""
 import functools
 import http.server
 import json
+import os
 import re
 import threading
 import urllib.parse
@@ -17,9 +18,12 @@ from bs4 import BeautifulSoup
 from lazysignals.lessons import lesson_names
 from lazysignals.manifest import REPO_ROOT
 from lazysignals.site import binder_url, build_site
-from test_browser import CHROMIUM, CHROMIUM_ARGS
 
 LESSONS = lesson_names()
+CHROMIUM = os.environ.get("LAZYSIGNALS_CHROMIUM", "/usr/bin/chromium")
+# A headless Chromium on a machine without outside network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 GUIDES = ["GLOSSARY", "CHEATSHEET", "AGENDAS", "INSTRUCTORS"]
 
 
