@@ -207,7 +207,9 @@ def stage(preset: str, src: Path, lessons=None, root: Path = REPO_ROOT, log=prin
     # Kernels are separate processes: run as many lessons at once as there are cores (at most 2,
     # which a 2 GB Binder-sized machine affords on the binder preset).
     with ThreadPoolExecutor(max_workers=jobs or min(2, os.cpu_count() or 1)) as pool:
-        for future in [pool.submit(one, lesson) for lesson in lessons]:
+        # Longest first (by size, a fair guess at run time), so that no long lesson runs alone at the end.
+        longest_first = sorted(lessons, key=lambda n: -(root / "solutions" / n / f"{n}.ipynb").stat().st_size)
+        for future in [pool.submit(one, lesson) for lesson in longest_first]:
             future.result()
     for md in [src / "README.md", *(src / "docs").glob("*.md")]:
         where = md.parent.relative_to(src)
