@@ -1,16 +1,16 @@
-"""(e) Out of core: the lesson pipeline on the 34 GB preset under a hard 2 GB cap.
+"""Out of core: the lesson pipeline on the manifest's out-of-core preset under a hard memory cap.
 
-The ``large`` preset (512 x 512 probe positions, 256 x 256 detector, uint16:
+The preset (``large``: 512 x 512 probe positions, 256 x 256 detector, uint16:
 34.4 GB uncompressed) is made once into the benchmark data folder (timed, no
 cap: generation is not what is demonstrated), then the pipeline of
 :mod:`benchmarks.pipeline` runs in a child process that the operating system
-stops if it needs more than the cap: the child joins a cgroup v1 memory
-group with ``memory.limit_in_bytes`` = cap (fallback: ``RLIMIT_AS``). The
-rebinned result (4.3 GB as uint32) cannot be held in 2 GB, so that step saves
-it to a .zspy on disk, out of core, and the file is removed afterwards. The
-report gives: did it finish, peak RSS (the kernel's VmHWM, per step), the
-cgroup's own peak (``memory.max_usage_in_bytes``, which also counts page
-cache the kernel could reclaim), OOM kills, and wall time.
+stops if it needs more than the cap (:class:`lazysignals.measure.MemoryCap`:
+cgroup v2 through systemd, cgroup v1, or ``RLIMIT_AS``; the result says which).
+The rebinned result (4.3 GB as uint32) cannot be held in 2 GB, so that step
+saves it to a .zspy on disk, out of core, and the file is removed afterwards.
+The report gives: did it finish, peak RSS per step, the cgroup's own peak
+(cgroup v1: ``memory.max_usage_in_bytes``, which also counts page cache the
+kernel could reclaim), OOM kills, and wall time.
 
 The ADF image is computed the way lesson 03 computes a whole-scan image (a
 ring mask times the signal, summed): HyperSpy's ``CircleROI`` on lazy data
@@ -24,25 +24,26 @@ import shutil
 import time
 from pathlib import Path
 
-from .common import GB, run_child, target
+from .harness import GB, Component, Context, Result, dir_size, run_child, target
 
 STEPS = ["plot", "adf", "rebin", "com", "crops", "fit"]
 
 
-def child_generate(dest: str) -> dict:
-    from lazysignals.data import synthetic_path
+def child_generate(preset: str, dest: str) -> dict:
+    from lazysignals.data import prepare
 
     t0 = time.perf_counter()
-    path = synthetic_path("large", dest=Path(dest), progress=False)
+    path = prepare(preset, formats=("zspy",), dest=Path(dest), progress=False)["zspy"]
     return {"seconds": round(time.perf_counter() - t0, 1), "path": str(path)}
 
 
-def run(ctx) -> dict:
-    from .generation import dir_size
+def run(ctx: Context) -> Result:
+    from lazysignals import manifest
 
-    dest = Path(ctx["data"]) / "large"
+    preset = manifest.preset_for("out_of_core")
+    dest = Path(ctx["data"]) / preset
     free = shutil.disk_usage(Path(ctx["data"])).free
-    gen = run_child("benchmarks.large:child_generate", {"dest": str(dest)})
+    gen = run_child("benchmarks.large:child_generate", {"preset": preset, "dest": str(dest)})
     if not gen.get("ok"):
         return {"ok": False, "error": f"could not make the large preset: {gen.get('error')}",
                 "free_disk_gb": round(free / GB, 1)}
@@ -65,19 +66,25 @@ def run(ctx) -> dict:
     total = round(sum(r["seconds"] for r in rows), 1)
     rows.append({"name": "whole pipeline", "key": "whole", "seconds": total, "peak_rss_gb": peak,
                  "ratio": round(peak / (cap / GB), 3) if peak else None})
-    out = {"ok": finished, "preset": "large", "rows": rows, "finished": finished,
-           "error": res.get("error"), "memory_cap": capinfo, "cap_gb": round(cap / GB, 3),
-           "generate_seconds": gen["seconds"], "stored_gb": round(stored / GB, 2),
-           "uncompressed_gb": round(res.get("nbytes", 0) / GB, 2) if res.get("nbytes") else 34.36,
-           "child_wall_seconds": res.get("child_wall_seconds"), "returncode": res.get("returncode"),
-           "ratio_meaning": "peak RSS / memory cap",
-           "details": {k: v for k, v in res.items() if k not in ("steps", "memory_cap")}}
-    out["targets"] = [
-        target(f"pipeline on 34 GB finishes under a hard {cap / GB:.1f} GB cap ({capinfo.get('method')})",
-               "finishes", finished, finished),
-        target("peak RSS (GB)", f"<= {cap / GB:.1f}", peak, peak is not None and peak <= cap / GB),
-    ]
+    nbytes = manifest.get_preset(preset).nbytes
+    c = capinfo
+    notes = [f"Memory cap: {c.get('method')}, limit {c.get('limit_gb')} GB; cgroup peak "
+             f"(includes reclaimable page cache) {c.get('cgroup_max_usage_gb', '-')} GB, OOM kills "
+             f"{c.get('cgroup_oom_kills', '-')}; finished: {'yes' if finished else 'no'}; dataset "
+             f"{nbytes / GB:.2f} GB uncompressed, {stored / GB:.2f} GB on disk, made in {gen['seconds']} s."]
+    if res.get("error"):
+        notes.append(f"The pipeline stopped: {res['error']}")
     if not ctx.get("keep_large"):
         shutil.rmtree(dest, ignore_errors=True)
-        out["dataset"] = "deleted afterwards (--keep-large keeps it)"
-    return out
+        notes.append("The dataset was deleted afterwards (--keep-large keeps it).")
+    return {"ok": finished, "preset": preset, "rows": rows, "notes": notes, "error": res.get("error"),
+            "ratio_meaning": "peak RSS / memory cap",
+            "plot": {"value": "peak_rss_gb", "label": f"peak RSS GB (cap {cap / GB:.1f} GB)", "line": cap / GB},
+            "targets": [
+                target(f"pipeline on {nbytes / GB:.3g} GB finishes under a hard {cap / GB:.1f} GB cap "
+                       f"({c.get('method')})", "finishes", finished, finished),
+                target("peak RSS (GB)", f"<= {cap / GB:.1f}", peak, peak is not None and peak <= cap / GB)],
+            "details": {k: v for k, v in res.items() if k != "steps"}}
+
+
+COMPONENT = Component("large", "Out of core: the out-of-core preset under a hard memory cap", False, run)

@@ -3,7 +3,7 @@
 Used by the workshop benchmark (the original workshop notebook's sequence on
 the 7.38 GB preset) and by the out-of-core demonstration (the 34 GB preset
 under a hard memory cap). Every step is timed and its peak RSS recorded
-(:class:`benchmarks.common.Steps`); plots go to matplotlib's Agg backend.
+(:class:`benchmarks.harness.Steps`); plots go to matplotlib's Agg backend.
 
 Choices, each taken from the lessons:
 
@@ -39,30 +39,31 @@ import time
 
 import numpy as np
 
-from .common import GB, Steps
+from .harness import GB, Steps
 
 NAV_CHUNKS_FOR_MAP = (16, 16)
 PROFILE_ROWS = 8
 THRESHOLD = 3
 
 
-def centre_of_mass(image):
-    """(row, column) centre of mass of one pattern, in pixel indices."""
-    f = image.astype(np.float32)
+def _centre(f):
+    """(row, column) centre of mass of the float32 weights ``f``, in pixel indices."""
     rows = f.sum(axis=1)
     cols = f.sum(axis=0)
     total = rows.sum()
     return np.array([rows @ _index(rows.size) / total, cols @ _index(cols.size) / total])
+
+
+def centre_of_mass(image):
+    """(row, column) centre of mass of one pattern, in pixel indices."""
+    return _centre(image.astype(np.float32))
 
 
 def thresholded_centre_of_mass(image, threshold=THRESHOLD):
     """Centre of mass of the pixels above ``threshold`` counts only."""
     f = image.astype(np.float32)
     f *= image > threshold
-    rows = f.sum(axis=1)
-    cols = f.sum(axis=0)
-    total = rows.sum()
-    return np.array([rows @ _index(rows.size) / total, cols @ _index(cols.size) / total])
+    return _centre(f)
 
 
 _INDEX = {}
@@ -89,6 +90,28 @@ def ring_mask(s):
     X, Y = np.meshgrid(kx.axis, ky.axis)
     r2 = (X - cx) ** 2 + (Y - cy) ** 2
     return (r2 <= outer ** 2) & (r2 >= inner ** 2)
+
+
+def crop_slices(chunk: int) -> list[tuple[str, str, slice]]:
+    """Lesson 07's two crops of the detector: (key, label, slice along each signal axis).
+
+    With 4 chunks per side, the aligned crop touches 4 of the 16 signal
+    chunks, the one a pixel wider all 16.
+    """
+    c = chunk
+    return [("crop_aligned", "aligned", slice(c, 3 * c)), ("crop_wider", "one pixel wider", slice(c - 1, 3 * c + 1))]
+
+
+def crop_sums(s, steps: Steps) -> None:
+    """Each crop summed over the detector (a virtual image), timed, with the chunks it read."""
+    from lazysignals.measure import count_reads
+
+    for key, label, sl in crop_slices(s.data.chunksize[-1]):
+        with steps(f"{label} crop: isig[{sl.start}:{sl.stop}, {sl.start}:{sl.stop}].sum(axis='sig')", key=key) as row:
+            with count_reads() as reads:
+                s.isig[sl, sl].sum(axis="sig").compute(show_progressbar=False)
+            row.update(chunks_read=reads.chunks, chunks_total=s.data.npartitions,
+                       MB_read=round(reads.bytes / 1e6, 1), bytes_read=reads.bytes)
 
 
 def line_profiles(s):
@@ -167,18 +190,7 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
         info["com_threshold_lazy"] = bool(comt._lazy)
         del comt
     if "crops" in want:
-        from lazysignals.measure import count_reads
-
-        c = s.data.chunksize[-1]
-        for key, label, sl in (("crop_aligned", "aligned", slice(c, 3 * c)),
-                               ("crop_wider", "one pixel wider", slice(c - 1, 3 * c + 1))):
-            with steps(f"{label} crop: isig[{sl.start}:{sl.stop}, {sl.start}:{sl.stop}].sum(axis='sig')",
-                       key=key) as row:
-                with count_reads() as reads:
-                    image = s.isig[sl, sl].sum(axis="sig")
-                    image.compute(show_progressbar=False)
-                row.update(chunks_read=reads.chunks, chunks_total=s.data.npartitions,
-                           MB_read=round(reads.bytes / 1e6, 1))
+        crop_sums(s, steps)
     if "fit" in want:
         with steps("Gaussian fit of every line profile (fast fit)", key="fit") as row:
             profiles = line_profiles(s)
@@ -253,5 +265,5 @@ def compare_with_multifit(profiles, n: int) -> dict:
 
 def child(path: str, steps: list, result_dir: str | None = None, memory_budget: float = 1.5 * GB,
           fit_subset: int = 0) -> dict:
-    """Entry point for :func:`benchmarks.common.run_child`."""
+    """Entry point for :func:`benchmarks.harness.run_child`."""
     return run(path, steps, result_dir=result_dir, memory_budget=memory_budget, fit_subset=fit_subset)

@@ -19,7 +19,10 @@ from pathlib import Path
 from . import manifest
 from .manifest import CourseDataError
 
-FIRST_LESSON = "notebooks/00_setup/00_setup.ipynb"
+#: The learner's lab is rooted here: the student notebooks, not solutions/.
+LEARNER_ROOT = "notebooks"
+#: The page the learner's lab opens, relative to LEARNER_ROOT.
+FIRST_LESSON = "00_setup/00_setup.ipynb"
 
 
 def _list() -> None:
@@ -56,32 +59,35 @@ def cmd_data(args) -> int:
     from .synthetic import generate
 
     preset = manifest.get_preset(args.preset or manifest.default_preset())
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
     dest = Path(args.dest) if args.dest else manifest.data_dir()
     if args.prepare:
-        from .data import synthetic_path
+        from .data import FORMATS, prepare
 
-        for fmt in formats:
-            print(synthetic_path(preset.name, fmt=fmt, seed=args.seed, dest=dest, progress=not args.quiet))
+        formats = _formats(args.format) if args.format else FORMATS
+        for path in prepare(preset.name, formats, seed=args.seed, dest=dest, progress=not args.quiet).values():
+            print(path)
         return 0
-    paths = generate(preset, dest, formats=formats, seed=args.seed,
+    paths = generate(preset, dest, formats=_formats(args.format or "zspy"), seed=args.seed,
                      overwrite=args.overwrite, progress=not args.quiet)
     for p in paths.values():
         print(p)
     return 0
 
 
+def _formats(text: str) -> list[str]:
+    return [f.strip() for f in text.split(",") if f.strip()]
+
+
 def cmd_start(args) -> int:
-    from .data import PRESET_ENV, synthetic_path
+    from .data import PRESET_ENV, prepare
 
     preset = args.preset or os.environ.get(PRESET_ENV) or manifest.default_preset()
     print(f"Preparing the '{preset}' dataset in {manifest.data_dir()} (once; instant afterwards) ...")
-    # Both formats: lesson 02 compares them on the same data.
-    for fmt in ("zspy", "hspy"):
-        print(f"Dataset ready: {synthetic_path(preset, fmt=fmt)}")
+    for path in prepare(preset).values():
+        print(f"Dataset ready: {path}")
     env = dict(os.environ, **{PRESET_ENV: preset})
     root = manifest.REPO_ROOT
-    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}",
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root / LEARNER_ROOT}",
            f"--ip={args.ip}", f"--port={args.port}"]
     if args.no_browser:
         cmd.append("--no-browser")
@@ -103,6 +109,14 @@ def cmd_notebooks(args) -> int:
 
     for path in generate_student_notebooks(args.lessons or None):
         print(path)
+    return 0
+
+
+def cmd_lessons(args) -> int:
+    """List the lessons (the folders of solutions/), in teaching order."""
+    from .lessons import lesson_names
+
+    print("\n".join(lesson_names()))
     return 0
 
 
@@ -178,14 +192,15 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--preset", help="make a synthetic preset (default: the manifest's default)")
     g.add_argument("--fetch", metavar="NAME", help="download a real dataset from Zenodo")
     g.add_argument("--verify", metavar="PATH", help="check that a .zspy has every chunk, readable")
-    d.add_argument("--format", default="zspy", help="zspy, hspy or zspy,hspy (default zspy)")
+    d.add_argument("--format", help="zspy, hspy or zspy,hspy (default zspy; with --prepare both, as the lessons need)")
     d.add_argument("--seed", type=int, help="another specimen than the preset's seed")
     d.add_argument("--dest", help=f"folder (default ${manifest.DATA_ENV} or data/)")
     d.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     d.add_argument("--convert", action="store_true", help="also convert a fetched dataset to the course .zspy")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.add_argument("--prepare", action="store_true",
-                   help="with --preset: make it only if missing or incomplete (never an error if present)")
+                   help="with --preset: make what the lessons need (both formats) if missing or "
+                        "incomplete (never an error if present)")
     d.set_defaults(func=cmd_data)
     s = sub.add_parser("start", help="prepare the default dataset and start JupyterLab at lesson 00")
     s.add_argument("--preset", help="dataset preset to prepare (default: the manifest's default)")
@@ -198,6 +213,8 @@ def parser() -> argparse.ArgumentParser:
     n = sub.add_parser("notebooks", help="regenerate notebooks/ from solutions/ (nbgrader generate_assignment)")
     n.add_argument("lessons", nargs="*", help="lesson names (default: all)")
     n.set_defaults(func=cmd_notebooks)
+    sub.add_parser("lessons", help="list the lessons (the folders of solutions/), in teaching order"
+                   ).set_defaults(func=cmd_lessons)
     gr = sub.add_parser("grade", help="autograde notebooks of a lesson in a scratch folder and print scores")
     gr.add_argument("lesson", help="lesson name, e.g. 05_rebinning")
     gr.add_argument("notebooks", nargs="+", help="submitted notebooks to grade")

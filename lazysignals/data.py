@@ -6,9 +6,10 @@ present, and chosen as follows (first that applies):
 
 1. the ``name`` argument (a preset such as ``"ci"`` or a real dataset such as
    ``"feal-stripes"``);
-2. ``ci`` while nbgrader grades (it sets ``NBGRADER_EXECUTION``);
+2. the manifest's ``grading`` preset while nbgrader grades (it sets
+   ``NBGRADER_EXECUTION``);
 3. the ``LAZYSIGNALS_PRESET`` environment variable;
-4. the manifest's ``default_preset``.
+4. the manifest's ``default`` preset.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from . import manifest, storage
 from .manifest import CourseDataError
 
 PRESET_ENV = "LAZYSIGNALS_PRESET"
-FORMATS = ("zspy", "hspy")
+FORMATS = storage.FORMATS
 
 
 def resolve_name(name: str | None = None) -> str:
@@ -28,39 +29,15 @@ def resolve_name(name: str | None = None) -> str:
     if name:
         return name
     if os.environ.get("NBGRADER_EXECUTION"):
-        return "ci"
+        return manifest.preset_for("grading")
     return os.environ.get(PRESET_ENV) or manifest.default_preset()
 
 
-def is_ready(path: Path, preset: manifest.Preset, seed: int, fmt: str) -> bool:
-    """True when ``path`` holds the finished dataset of ``preset`` and ``seed``."""
-    from .synthetic import MODEL_VERSION
+def is_ready(path: Path, preset: manifest.Preset, seed: int) -> bool:
+    """True when ``path`` holds the finished dataset of ``preset`` and ``seed`` (any format)."""
+    from .synthetic import stamp
 
-    path = Path(path)
-    if not path.exists():
-        return False
-    want = {"preset": preset.name, "seed": seed, "model_version": MODEL_VERSION}
-    stamp = _hspy_stamp(path) if fmt == "hspy" else storage.read_stamp(path)
-    if not stamp or any(stamp.get(k) != v for k, v in want.items()):
-        return False
-    if fmt == "zspy":
-        storage.verify_zspy(path)
-    return True
-
-
-def _hspy_stamp(path: Path) -> dict | None:
-    """What a synthetic .hspy says it is (``metadata.Sample.synthetic``), read with h5py."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            for exp in f.get("Experiments", {}).values():
-                node = exp.get("metadata/Sample/synthetic")
-                if node is not None:
-                    return {k: (v.item() if hasattr(v, "item") else v) for k, v in node.attrs.items()}
-    except OSError:  # truncated or not HDF5: make it again
-        return None
-    return None
+    return storage.is_finished(path, stamp(preset, seed))
 
 
 def synthetic_path(
@@ -89,24 +66,60 @@ def synthetic_path(
     from .synthetic import generate
 
     p = manifest.get_preset(resolve_name(preset))
-    if fmt not in FORMATS:
-        raise CourseDataError(f"Unknown format '{fmt}'. Valid formats: {', '.join(FORMATS)}.")
+    (fmt,) = storage.check_formats(fmt)
     seed = p.seed if seed is None else int(seed)
     dest = Path(dest) if dest else manifest.data_dir()
     path = dest / p.filename(fmt, seed)
     try:
-        if is_ready(path, p, seed, fmt):
+        if is_ready(path, p, seed):
             return path
     except CourseDataError:
         if not prepare:
             raise
     if not prepare:
         raise CourseDataError(
-            f"{path} is not there yet. Make it with: python -m lazysignals data --preset {p.name}"
+            f"{path} is not there yet. Make it with: python -m lazysignals data --prepare --preset {p.name}"
             + (f" --seed {seed}" if seed != p.seed else "")
-            + (" --format zspy,hspy" if fmt == "hspy" else "")
         )
     return generate(p, dest, formats=(fmt,), seed=seed, overwrite=True, progress=progress)[fmt]
+
+
+def prepare(name: str | None = None, formats=FORMATS, seed: int | None = None, dest: Path | None = None,
+            progress: bool = True) -> dict[str, Path]:
+    """Make sure a course dataset is ready; make or fetch what is missing.
+
+    What ``python -m lazysignals start``, ``data --prepare``, Binder's start
+    script and the benchmarks call. A dataset already there and complete is
+    left as it is (instant); one that is missing, unfinished or from an older
+    model is made again.
+
+    Parameters
+    ----------
+    name : str, optional
+        A preset or a real dataset; chosen by :func:`resolve_name` when omitted.
+    formats : sequence of {"zspy", "hspy"}
+        Formats of a synthetic preset; by default both, which the lessons need.
+    seed : int, optional
+        Another specimen of a synthetic preset.
+    dest : Path, optional
+        Folder; ``$LAZYSIGNALS_DATA`` or ``data/`` by default.
+    progress : bool
+        Show progress.
+
+    Returns
+    -------
+    dict
+        Format (a file's extension for a real dataset) -> path.
+    """
+    name = resolve_name(name)
+    if name in manifest.datasets():
+        from .fetch import dataset_path
+
+        # a dataset with a course geometry (big-film) is used in that geometry
+        path = dataset_path(name, dest=dest, convert=bool(manifest.get_dataset(name).convert), progress=progress)
+        return {path.suffix.lstrip("."): path}
+    return {fmt: synthetic_path(name, fmt=fmt, seed=seed, dest=dest, progress=progress)
+            for fmt in storage.check_formats(formats)}
 
 
 def load(name: str | None = None, fmt: str = "zspy", seed: int | None = None, lazy: bool = True):
@@ -115,8 +128,8 @@ def load(name: str | None = None, fmt: str = "zspy", seed: int | None = None, la
     Parameters
     ----------
     name : str, optional
-        A preset (``ci``, ``binder``, ``workshop``, ``large``) or a real
-        dataset listed in ``data_manifest.yml``.
+        A preset (``python -m lazysignals data --list``) or a real dataset
+        listed in ``data_manifest.yml``.
     fmt : {"zspy", "hspy"}
         Format of a synthetic dataset.
     seed : int, optional
@@ -130,14 +143,7 @@ def load(name: str | None = None, fmt: str = "zspy", seed: int | None = None, la
     """
     import hyperspy.api as hs
 
-    name = resolve_name(name)
-    if name in manifest.datasets():
-        from .fetch import dataset_path
-
-        # a dataset with a course geometry (big-film) is used in that geometry
-        path = dataset_path(name, convert=bool(manifest.get_dataset(name).convert))
-    else:
-        path = synthetic_path(name, fmt=fmt, seed=seed)
+    (path,) = prepare(name, formats=(fmt,), seed=seed).values()
     return hs.load(path, lazy=lazy)
 
 

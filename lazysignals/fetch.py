@@ -7,13 +7,12 @@ or from Zenodo's records API when the manifest has none) and returns its
 path. pooch writes to a temporary file and renames it only when the checksum
 matches, so a download cut short never leaves a file that looks complete.
 
-A finished download is recorded in a small file beside it
-(``.<file>.verified.json``: checksum, size and modification time), so that
+A finished download is stamped (:func:`lazysignals.storage.write_stamp`: a
+small file beside it with the checksum, size and modification time), so that
 later calls neither hash tens of gigabytes again nor need the network.
 
-:func:`convert_big_film` crops the large ``big-film`` recording lazily to the
-course geometry and writes it as a ``.zspy`` with equal chunks on all four
-axes.
+:func:`dataset_path` with ``convert=True`` returns the course version of a
+dataset that has a ``convert:`` entry, made by :mod:`lazysignals.convert`.
 
 Environment variables
 ---------------------
@@ -27,9 +26,7 @@ LAZYSIGNALS_FETCH_RETRIES
 from __future__ import annotations
 
 import errno
-import json
 import os
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -163,40 +160,6 @@ def _expected(dataset: manifest.Dataset) -> dict:
 
 
 # --------------------------------------------------------------------------
-# Record of a verified download
-
-
-def _verified_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.verified.json")
-
-
-def _signature(path: Path) -> dict:
-    st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def _mark_verified(path: Path, checksum: str) -> None:
-    record = dict(_signature(path), checksum=checksum)
-    _verified_path(path).write_text(json.dumps(record, indent=1))
-
-
-def _is_verified(path: Path, checksum: str | None) -> bool:
-    """True when ``path`` is unchanged since it passed ``checksum`` (any, if None)."""
-    try:
-        record = json.loads(_verified_path(path).read_text())
-        current = _signature(path)
-    except (OSError, ValueError):
-        return False
-    same_file = all(record.get(k) == v for k, v in current.items())
-    return same_file and (checksum is None or record.get("checksum") == checksum)
-
-
-def _forget(path: Path) -> None:
-    storage.remove(path)
-    storage.remove(_verified_path(path))
-
-
-# --------------------------------------------------------------------------
 # Errors
 
 
@@ -269,7 +232,7 @@ def _download_errors(dataset: manifest.Dataset, url: str, path: Path):
     except requests.RequestException:
         raise _offline_error(url, dataset) from None
     except ValueError as e:  # pooch: the checksum did not match
-        _forget(path)
+        storage.forget(path)
         raise _mismatch_error(dataset, str(e).split(".")[0]) from None
     except OSError as e:
         if e.errno == errno.ENOSPC:
@@ -316,10 +279,10 @@ def download(dataset: manifest.Dataset, folder: Path, progress: bool = True) -> 
         path=folder, base_url="", registry={dataset.file: expected["checksum"]},
         urls={dataset.file: url}, retry_if_failed=_retries(),
     )
-    storage.remove(_verified_path(path))
+    storage.remove(storage.stamp_path(path))
     with _download_errors(dataset, url, path):
         fetcher.fetch(dataset.file, downloader=_downloader(progress))
-    _mark_verified(path, expected["checksum"])
+    storage.write_stamp(path, {"checksum": expected["checksum"]})
     return path
 
 
@@ -334,7 +297,7 @@ def dataset_path(name: str, dest=None, convert: bool = False, progress: bool = T
         Folder; ``$LAZYSIGNALS_DATA`` or ``data/`` by default.
     convert : bool
         Return the course version made by the dataset's ``convert`` entry
-        (``big-film``: see :func:`convert_big_film`), making it if needed.
+        (see :mod:`lazysignals.convert`), making it if needed.
     progress : bool
         Show progress bars.
 
@@ -352,156 +315,10 @@ def dataset_path(name: str, dest=None, convert: bool = False, progress: bool = T
     dataset = manifest.get_dataset(name)
     folder = Path(dest).expanduser() if dest else manifest.data_dir()
     if convert:
-        return _converted_path(dataset, folder, progress)
+        from .convert import converted_path
+
+        return converted_path(dataset, folder, progress)
     path = folder / dataset.file
-    if path.is_file() and _is_verified(path, dataset.known_hash):
+    if path.is_file() and storage.is_finished(path, {"checksum": dataset.known_hash} if dataset.known_hash else {}):
         return path
     return download(dataset, folder, progress=progress)
-
-
-# --------------------------------------------------------------------------
-# Conversion to the course geometry
-
-
-def _convert_spec(dataset: manifest.Dataset) -> dict:
-    if not dataset.convert:
-        can = [d.name for d in manifest.datasets().values() if d.convert]
-        raise CourseDataError(
-            f"The dataset '{dataset.name}' has no conversion to the course geometry. "
-            f"Datasets that have one: {', '.join(can) or 'none'}. Fetch it without --convert."
-        )
-    return dataset.convert
-
-
-def _converted_path(dataset: manifest.Dataset, folder: Path, progress: bool) -> Path:
-    spec = _convert_spec(dataset)
-    out = folder / spec["output"]
-    stamp = storage.read_stamp(out) if out.is_dir() else None
-    if stamp and stamp.get("convert") == _stamp_spec(spec) and stamp.get("source") == dataset.file:
-        storage.verify_zspy(out)
-        return out
-    src = dataset_path(dataset.name, dest=folder, progress=progress)
-    return convert_big_film(src, out, overwrite=True, progress=progress)
-
-
-def _stamp_spec(spec: dict) -> dict:
-    """The convert entry as it is stored (JSON) in the converted file."""
-    return json.loads(json.dumps(spec))
-
-
-def _signal_crop(signal_shape, chunk: int) -> tuple[list[slice], int]:
-    """Central crop of the detector to 4 chunks per axis, and the chunk used.
-
-    A detector larger than ``4 * chunk`` keeps its central ``4 * chunk``
-    pixels (the bright-field disk is near the centre). A smaller one keeps
-    4 chunks of ``min(signal_shape) // 4`` pixels, and that chunk is used on
-    all four axes, so the course's chunk arithmetic stays true.
-    """
-    used = min(chunk, min(signal_shape) // 4)
-    if used < 1:
-        raise CourseDataError(
-            f"The detector ({signal_shape[0]} x {signal_shape[1]}) is too small for 4 chunks per axis."
-        )
-    side = 4 * used
-    if any(n != 4 * chunk for n in signal_shape):
-        warnings.warn(
-            f"The detector is {signal_shape[0]} x {signal_shape[1]} pixels, not "
-            f"{4 * chunk} x {4 * chunk}: keeping its central {side} x {side} pixels "
-            f"in chunks of {used} on all four axes.",
-            stacklevel=3,
-        )
-    return [slice((n - side) // 2, (n - side) // 2 + side) for n in signal_shape], used
-
-
-def _navigation_crop(navigation_shape, spec: dict) -> list[slice]:
-    """Crop of the scan to the ``navigation_shape`` of the convert entry."""
-    want = [int(v) for v in spec["navigation_shape"]]
-    start = [int(v) for v in spec.get("navigation_start") or (0, 0)]
-    if any(s + w > n for s, w, n in zip(start, want, navigation_shape)):
-        raise CourseDataError(
-            f"The scan is {navigation_shape[0]} x {navigation_shape[1]} probe positions, too small "
-            f"for a {want[0]} x {want[1]} crop starting at {start}. Check the 'convert' entry "
-            f"in {manifest.manifest_path()}, or fetch the file again if it is not the expected one."
-        )
-    return [slice(s, s + w) for s, w in zip(start, want)]
-
-
-def course_crop(src, spec: dict):
-    """Open ``src`` lazily and crop it to the course geometry of ``spec``.
-
-    Parameters
-    ----------
-    src : path-like
-        A 4D-STEM file HyperSpy reads (two navigation, two signal axes).
-    spec : dict
-        A manifest ``convert`` entry: ``navigation_shape``, ``chunk`` and
-        optionally ``navigation_start`` (default ``[0, 0]``).
-
-    Returns
-    -------
-    signal : hyperspy.signals.BaseSignal
-        The lazy, cropped and rechunked signal (nothing is read yet).
-    chunk : int
-        The chunk length used on every axis.
-    """
-    import hyperspy.api as hs
-
-    s = hs.load(src, lazy=True)
-    am = s.axes_manager
-    if am.navigation_dimension != 2 or am.signal_dimension != 2:
-        raise CourseDataError(
-            f"{src} is not 4D-STEM data (2 navigation and 2 signal axes): it has "
-            f"{am.navigation_dimension} and {am.signal_dimension}. Fetch it again."
-        )
-    sig, chunk = _signal_crop(am.signal_shape, int(spec["chunk"]))
-    nav = _navigation_crop(am.navigation_shape, spec)
-    s = s.inav[nav[0], nav[1]].isig[sig[0], sig[1]]
-    s.rechunk(nav_chunks=(chunk, chunk), sig_chunks=(chunk, chunk))
-    return s, chunk
-
-
-def convert_big_film(src, dest, overwrite: bool = False, progress: bool = True) -> Path:
-    """Crop the big-film recording to the course geometry and save it as ``.zspy``.
-
-    The file is opened lazily, cropped to the manifest's ``convert`` entry
-    of ``big-film`` (navigation 440 x 128, chunk 64) and written chunk by
-    chunk, never whole in memory, with the same chunk length on all four
-    axes. The detector is cut to its central ``4 * chunk`` pixels per axis;
-    see :func:`course_crop` for a detector of another size. The result is
-    written under a temporary name, checked for every chunk, and only then
-    renamed to ``dest``: an interrupted conversion leaves nothing finished.
-
-    Parameters
-    ----------
-    src : path-like
-        The downloaded ``.hspy`` (or any 4D-STEM file HyperSpy reads).
-    dest : path-like
-        The ``.zspy`` to write.
-    overwrite : bool
-        Replace ``dest`` if it exists.
-    progress : bool
-        Show a progress bar while writing.
-
-    Returns
-    -------
-    Path
-        ``dest``.
-
-    Raises
-    ------
-    CourseDataError
-        If ``dest`` exists (without ``overwrite``), the data does not fit the
-        geometry, or the disk fills up.
-    """
-    spec = _convert_spec(manifest.get_dataset("big-film"))
-    dest = Path(dest)
-    s, chunk = course_crop(src, spec)
-    try:
-        with storage.atomic_target(dest, overwrite=overwrite) as tmp:
-            s.save(tmp, chunks=(chunk,) * 4, show_progressbar=progress, compressor=storage.course_compressor())
-            storage.verify_zspy(tmp)
-            info = {"source": Path(src).name, "convert": _stamp_spec(spec), "chunk": chunk}
-            storage.write_stamp(tmp, info)
-    finally:
-        s.close_file()
-    return dest

@@ -1,6 +1,9 @@
 """Read ``data_manifest.yml``: the one list of every dataset the course knows.
 
-Nothing else in the package names a preset or a dataset; everything asks here.
+Nothing else in the package names a preset or a dataset; everything asks here,
+by role (:func:`preset_for`): ``default`` for learners, ``grading`` for
+nbgrader and the tests, ``workshop`` for the course geometry, ``out_of_core``
+for the larger-than-memory demonstration.
 """
 
 from __future__ import annotations
@@ -96,6 +99,13 @@ _DATASET_REQUIRED = {"description", "record", "file", "url", "doi", "known_hash"
 _DATASET_KEYS = {f for f in Dataset.__dataclass_fields__ if f != "name"}
 _CONVERT_REQUIRED = {"output", "navigation_shape", "chunk"}
 _CONVERT_KEYS = _CONVERT_REQUIRED | {"navigation_start"}
+#: What each preset role is for; the manifest's ``roles:`` names a preset for each.
+ROLES = {
+    "default": "what learners get unless they choose",
+    "grading": "nbgrader's grading and the test suite",
+    "workshop": "the course geometry (workshop benchmarks, lesson timings)",
+    "out_of_core": "larger than memory (the out-of-core demonstration)",
+}
 
 
 def manifest_path() -> Path:
@@ -124,16 +134,11 @@ def validate(raw, source="manifest") -> dict:
     CourseDataError
         Naming the entry and field at fault.
     """
-    if not isinstance(raw, dict) or not {"presets", "datasets", "default_preset"} <= set(raw):
-        raise CourseDataError(f"{source}: needs the keys default_preset, presets and datasets.")
+    if not isinstance(raw, dict) or not {"presets", "datasets", "roles"} <= set(raw):
+        raise CourseDataError(f"{source}: needs the keys roles, presets and datasets.")
     presets = {}
     for name, entry in (raw["presets"] or {}).items():
-        missing = _PRESET_KEYS - set(entry or {})
-        extra = set(entry or {}) - _PRESET_KEYS
-        if missing or extra:
-            raise CourseDataError(
-                f"{source}: preset '{name}' is missing {sorted(missing)} or has unknown {sorted(extra)}."
-            )
+        _check_keys(entry, _PRESET_KEYS, _PRESET_KEYS, f"{source}: preset '{name}'")
         p = Preset(
             name=name,
             description=str(entry["description"]),
@@ -157,17 +162,31 @@ def validate(raw, source="manifest") -> dict:
         presets[name] = p
     datasets = {}
     for name, entry in (raw["datasets"] or {}).items():
-        missing = _DATASET_REQUIRED - set(entry or {})
-        extra = set(entry or {}) - _DATASET_KEYS
-        if missing or extra:
-            raise CourseDataError(
-                f"{source}: dataset '{name}' is missing {sorted(missing)} or has unknown {sorted(extra)}."
-            )
+        _check_keys(entry, _DATASET_REQUIRED, _DATASET_KEYS, f"{source}: dataset '{name}'")
         _validate_convert(entry.get("convert"), name, source)
         datasets[name] = Dataset(name=name, **entry)
-    if raw["default_preset"] not in presets:
-        raise CourseDataError(f"{source}: default_preset '{raw['default_preset']}' is not a preset.")
-    return {"default_preset": raw["default_preset"], "presets": presets, "datasets": datasets}
+    return {"roles": _validate_roles(raw["roles"], presets, source), "presets": presets, "datasets": datasets}
+
+
+def _check_keys(entry, required: set, allowed: set, where: str) -> None:
+    """Refuse an entry that lacks a required field or has one the manifest does not know."""
+    keys = set(entry or {})
+    if required - keys or keys - allowed:
+        raise CourseDataError(f"{where} is missing {sorted(required - keys)} or has unknown {sorted(keys - allowed)}.")
+
+
+def _validate_roles(roles, presets: dict, source) -> dict[str, str]:
+    """Check that ``roles`` names a listed preset for every role, and nothing else."""
+    roles = roles if isinstance(roles, dict) else {}
+    if set(roles) != set(ROLES):
+        raise CourseDataError(
+            f"{source}: roles must name a preset for each of {', '.join(ROLES)} "
+            f"(it has {', '.join(roles) or 'none'})."
+        )
+    for role, name in roles.items():
+        if name not in presets:
+            raise CourseDataError(f"{source}: role {role} names '{name}', which is not a preset.")
+    return dict(roles)
 
 
 def _validate_convert(spec, name: str, source) -> None:
@@ -186,7 +205,7 @@ def _validate_convert(spec, name: str, source) -> None:
 
 
 def manifest() -> dict:
-    """The validated manifest: ``default_preset``, ``presets``, ``datasets``."""
+    """The validated manifest: ``roles``, ``presets``, ``datasets``."""
     return _load(str(manifest_path()))
 
 
@@ -198,8 +217,16 @@ def datasets() -> dict[str, Dataset]:
     return manifest()["datasets"]
 
 
+def preset_for(role: str) -> str:
+    """Name of the preset that serves ``role`` (one of :data:`ROLES`)."""
+    if role not in ROLES:
+        raise UnknownNameError(f"There is no preset role called '{role}'. Roles: {', '.join(ROLES)}.")
+    return manifest()["roles"][role]
+
+
 def default_preset() -> str:
-    return manifest()["default_preset"]
+    """The preset learners get unless they choose (role ``default``)."""
+    return preset_for("default")
 
 
 def _lookup(table: dict, name: str, kind: str, hint: str):

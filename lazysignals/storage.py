@@ -18,6 +18,26 @@ from pathlib import Path
 from .manifest import CourseDataError
 
 PARTIAL_MARK = ".partial-"
+#: The formats of a synthetic dataset; the lessons need both (lesson 02 compares them).
+FORMATS = ("zspy", "hspy")
+
+
+def check_formats(formats) -> tuple[str, ...]:
+    """``formats`` as a tuple, or a clear error naming the valid ones."""
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise CourseDataError(f"Unknown format '{', '.join(bad)}'. Valid formats: {', '.join(FORMATS)}.")
+    return formats
+
+
+def refuse_existing(final: Path, overwrite: bool) -> None:
+    """Raise, saying what to do, if ``final`` exists and may not be replaced."""
+    if Path(final).exists() and not overwrite:
+        raise CourseDataError(
+            f"{final} already exists; it was left as it is. Pass --overwrite "
+            "(overwrite=True) to replace it, or choose another --dest."
+        )
 
 
 def course_compressor():
@@ -30,7 +50,7 @@ def course_compressor():
     from numcodecs import Blosc
 
     return Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)
-#: File written inside a finished synthetic .zspy; its content identifies it.
+#: The stamp of a finished dataset: inside a .zspy, beside a file (``.<name>.lazysignals.json``).
 STAMP_NAME = "lazysignals.json"
 
 
@@ -107,11 +127,7 @@ def atomic_target(final: Path, overwrite: bool = False):
         If ``final`` exists and ``overwrite`` is False, or the disk filled up.
     """
     final = Path(final)
-    if final.exists() and not overwrite:
-        raise CourseDataError(
-            f"{final} already exists; it was left as it is. Pass --overwrite "
-            "(overwrite=True) to replace it, or choose another --dest."
-        )
+    refuse_existing(final, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
     clean_partials(final)
     tmpdir = partial_path(final)
@@ -139,16 +155,60 @@ def atomic_target(final: Path, overwrite: bool = False):
         raise
 
 
-def write_stamp(zspy: Path, info: dict) -> None:
-    """Record what a finished synthetic dataset is (preset, seed, chunks)."""
-    (Path(zspy) / STAMP_NAME).write_text(json.dumps(info, indent=1, sort_keys=True))
+def stamp_path(path: Path) -> Path:
+    """Where the stamp of ``path`` lives: inside a folder, beside a file."""
+    path = Path(path)
+    return path / STAMP_NAME if path.is_dir() else path.with_name(f".{path.name}.{STAMP_NAME}")
 
 
-def read_stamp(zspy: Path) -> dict | None:
+def _signature(path: Path) -> dict:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def write_stamp(path: Path, info: dict) -> None:
+    """Record that ``path`` is finished and what it is (preset, seed, checksum, ...).
+
+    A folder (``.zspy``) holds its stamp; a file gets one beside it, with its
+    size and modification time, so that a file changed afterwards no longer
+    counts as finished.
+    """
+    path = Path(path)
+    record = dict(info) if path.is_dir() else dict(info, file=_signature(path))
+    stamp_path(path).write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+def read_stamp(path: Path) -> dict | None:
+    """What the stamp of ``path`` says, or None (no stamp, or the file changed since)."""
+    path = Path(path)
     try:
-        return json.loads((Path(zspy) / STAMP_NAME).read_text())
-    except (OSError, ValueError):
+        record = json.loads(stamp_path(path).read_text())
+        if not path.is_dir() and record.pop("file", None) != _signature(path):
+            return None
+    except (OSError, ValueError, AttributeError):
         return None
+    return record
+
+
+def is_finished(path: Path, want: dict) -> bool:
+    """The one answer to "is this dataset ready?".
+
+    True when ``path`` carries a stamp saying every item of ``want`` (for a
+    file: and the file is unchanged since); a ``.zspy`` must also have every
+    chunk (:func:`verify_zspy`, which raises if some are missing).
+    """
+    stamp = read_stamp(path)
+    if not stamp or any(stamp.get(k) != v for k, v in want.items()):
+        return False
+    if Path(path).is_dir():
+        verify_zspy(path)
+    return True
+
+
+def forget(path: Path) -> None:
+    """Remove ``path`` and its stamp."""
+    remove(path)
+    remove(stamp_path(path))
 
 
 def _data_array_dir(zspy: Path) -> Path:

@@ -566,34 +566,24 @@ def generate(
 
     dest = Path(dest)
     seed = preset.seed if seed is None else int(seed)
-    formats = tuple(formats)
-    for fmt in formats:
-        if fmt not in ("zspy", "hspy"):
-            raise storage.CourseDataError(f"Unknown format '{fmt}'. Valid formats: zspy, hspy.")
-        final = dest / preset.filename(fmt, seed)
-        if final.exists() and not overwrite:
-            raise storage.CourseDataError(
-                f"{final} already exists; it was left as it is. Pass --overwrite "
-                "(overwrite=True) to replace it, or choose another --dest."
-            )
+    formats = storage.check_formats(formats)
+    finals = {fmt: dest / preset.filename(fmt, seed) for fmt in formats}
+    for final in finals.values():  # before anything is written
+        storage.refuse_existing(final, overwrite)
     # The counts compress to about a sixth; ask for a third to be safe.
     storage.check_free_space(dest, int(preset.nbytes / 3 * len(formats)))
     s = make_lazy_signal(preset, seed)
-    paths = {}
-    for fmt in formats:
-        final = dest / preset.filename(fmt, seed)
+    for fmt, final in finals.items():
         with storage.atomic_target(final, overwrite=overwrite) as tmp:
             if progress:
                 print(f"Writing {final} ({preset.nbytes / 1e9:.2f} GB uncompressed)")
             extra = {"compressor": storage.course_compressor()} if fmt == "zspy" else {}
             s.save(tmp, chunks=preset.chunks, show_progressbar=progress, **extra)
-            if fmt == "zspy":
-                storage.write_stamp(tmp, stamp(preset, seed))
-        paths[fmt] = final
-    return paths
+        storage.write_stamp(final, stamp(preset, seed))
+    return finals
 
 
 def stamp(preset: Preset, seed: int) -> dict:
-    """What a finished synthetic ``.zspy`` records about itself."""
+    """What a finished synthetic dataset records about itself (its stamp)."""
     return {"preset": preset.name, "seed": seed, "model_version": MODEL_VERSION,
             "shape": list(preset.data_shape), "chunks": list(preset.chunks)}

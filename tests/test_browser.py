@@ -61,7 +61,7 @@ def test_student_notebook_runs_in_jupyterlab_with_live_plots_and_memory_indicato
     with course_jupyterlab(tmp_path, lab_args=["--LabApp.expose_app_in_browser=True"]) as url:
         base, token = url.split("/lab")[0], url.split("token=")[1]
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{base}/lab/tree/notebooks/{LESSON}/{LESSON}.ipynb?token={token}", timeout=120_000)
+        page.goto(f"{base}/lab/tree/{LESSON}/{LESSON}.ipynb?token={token}", timeout=120_000)
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
         page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
                                "&& window.jupyterapp.shell.currentWidget.sessionContext.session "

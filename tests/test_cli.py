@@ -1,13 +1,18 @@
 """The command line a learner or instructor types, run as they would run it."""
 
+import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from labserver import course_jupyterlab
 from lazysignals import manifest
+from lazysignals.lessons import lesson_names
 
 
 def run(*args, env=None, timeout=300):
@@ -52,6 +57,19 @@ def test_start_prepares_the_dataset_and_serves_lesson_00_headless(tmp_path):
             assert r.status == 200
             assert "JupyterLab" in r.read().decode()
         base, token = url.split("/lab")[0], url.split("token=")[1]
-        api = f"{base}/api/contents/notebooks/00_setup/00_setup.ipynb?token={token}&content=0"
+        api = f"{base}/api/contents/00_setup/00_setup.ipynb?token={token}&content=0"
         with urllib.request.urlopen(api, timeout=30) as r:
             assert r.status == 200
+        # The learner's lab shows the student notebooks; solutions/ is out of its reach.
+        with urllib.request.urlopen(f"{base}/api/contents/?token={token}", timeout=30) as r:
+            names = {item["name"] for item in json.load(r)["content"]}
+        assert set(lesson_names()) <= names and "solutions" not in names, names
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"{base}/api/contents/solutions?token={token}", timeout=30)
+
+
+def test_lessons_lists_the_lesson_folders_in_teaching_order():
+    from lazysignals.lessons import lesson_names
+
+    r = run("lessons")
+    assert r.returncode == 0 and r.stdout.split() == lesson_names()

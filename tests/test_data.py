@@ -3,7 +3,7 @@
 import h5py
 import pytest
 
-from lazysignals import data, manifest
+from lazysignals import data, manifest, storage
 
 
 @pytest.fixture
@@ -21,10 +21,11 @@ def test_lessons_get_the_default_preset_unless_told_otherwise(data_dir, monkeypa
     assert data.resolve_name("binder") == "binder"
 
 
-def test_grading_always_uses_the_tiny_preset(data_dir, monkeypatch):
+def test_grading_always_uses_the_manifests_grading_preset(data_dir, monkeypatch):
     monkeypatch.setenv(data.PRESET_ENV, "workshop")
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    assert data.resolve_name() == "ci"
+    assert data.resolve_name() == manifest.preset_for("grading")
+    assert manifest.get_preset(data.resolve_name()).nbytes < 10e6
 
 
 def test_load_makes_a_missing_dataset_and_opens_it_lazily(data_dir):
@@ -38,20 +39,43 @@ def test_load_makes_a_missing_dataset_and_opens_it_lazily(data_dir):
 def test_hspy_copy_from_an_older_model_is_made_again(data_dir):
     p = manifest.get_preset("ci")
     path = data.synthetic_path("ci", fmt="hspy", progress=False)
-    assert data.is_ready(path, p, p.seed, "hspy")
+    assert data.is_ready(path, p, p.seed)
+    stamp = storage.read_stamp(path)
+    storage.write_stamp(path, dict(stamp, model_version=-1))
+    assert not data.is_ready(path, p, p.seed)
+    again = data.synthetic_path("ci", fmt="hspy", progress=False)
+    assert data.is_ready(again, p, p.seed)
+
+
+def test_hspy_changed_after_it_was_made_is_not_ready(data_dir):
+    p = manifest.get_preset("ci")
+    path = data.synthetic_path("ci", fmt="hspy", progress=False)
     with h5py.File(path, "r+") as f:
         exp = next(iter(f["Experiments"].values()))
         exp["metadata/Sample/synthetic"].attrs["model_version"] = -1
-    assert not data.is_ready(path, p, p.seed, "hspy")
-    again = data.synthetic_path("ci", fmt="hspy", progress=False)
-    assert data.is_ready(again, p, p.seed, "hspy")
+    assert not data.is_ready(path, p, p.seed)
 
 
 def test_truncated_hspy_is_not_taken_for_a_dataset(data_dir):
     p = manifest.get_preset("ci")
     path = data_dir / p.filename("hspy")
     path.write_bytes(b"\x89HDF\r\n")
-    assert not data.is_ready(path, p, p.seed, "hspy")
+    assert not data.is_ready(path, p, p.seed)
+
+
+def test_prepare_makes_both_formats_once_and_reuses_them(data_dir):
+    p = manifest.get_preset("ci")
+    paths = data.prepare("ci", progress=False)
+    assert set(paths) == set(data.FORMATS)
+    assert all(data.is_ready(path, p, p.seed) for path in paths.values())
+    times = {fmt: storage.stamp_path(path).stat().st_mtime_ns for fmt, path in paths.items()}
+    assert data.prepare("ci", progress=False) == paths
+    assert {fmt: storage.stamp_path(path).stat().st_mtime_ns for fmt, path in paths.items()} == times
+
+
+def test_prepare_refuses_an_unknown_format_naming_the_valid_ones(data_dir):
+    with pytest.raises(manifest.CourseDataError, match="zspy, hspy"):
+        data.prepare("ci", formats=("tiff",))
 
 
 def test_ground_truth_is_only_on_synthetic_data():

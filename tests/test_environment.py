@@ -1,5 +1,6 @@
 """The pip specification (pyproject.toml) and the conda one (environment.yml)
-name the same packages with the same bounds, and Binder uses the latter."""
+name the same packages with the same bounds. The lock that pip, course.py and
+Binder install is checked against both in tests/test_lock.py."""
 
 import re
 import tomllib
@@ -62,7 +63,10 @@ def test_environment_comes_from_conda_forge_and_python_311():
     assert conda["python"].contains("3.11.0")
 
 
-def test_binder_uses_the_same_environment_file():
-    binder = ROOT / "binder" / "environment.yml"
-    assert binder.exists(), "binder/environment.yml is missing: repo2docker ignores the top-level file"
-    assert binder.read_text() == (ROOT / "environment.yml").read_text()
+def test_binder_python_is_one_both_specifications_allow():
+    runtime = (ROOT / "binder" / "runtime.txt").read_text().strip()
+    assert re.fullmatch(r"python-3\.\d+", runtime), f"binder/runtime.txt must name python-3.X, not {runtime!r}"
+    version = runtime.removeprefix("python-") + ".0"
+    conda, _ = conda_requirements()
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert conda["python"].contains(version) and SpecifierSet(requires).contains(version)

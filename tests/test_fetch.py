@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
-from lazysignals import fetch, manifest, storage
+from lazysignals import convert, fetch, manifest, storage
 from lazysignals.manifest import CourseDataError
 
 ZIP_NAME, HSPY_NAME, PLAIN_NAME = "stripes.zspy", "film.hspy", "pattern.bin"
@@ -112,7 +112,8 @@ def course(tmp_path, monkeypatch, zenodo):
 
     def write(datasets: dict) -> Path:
         path = tmp_path / f"manifest{next(counter)}.yml"  # a new path: the manifest is cached by path
-        path.write_text(yaml.safe_dump({"default_preset": "ci", "presets": {"ci": preset}, "datasets": datasets}))
+        path.write_text(yaml.safe_dump({"roles": dict.fromkeys(manifest.ROLES, "ci"), "presets": {"ci": preset},
+                                        "datasets": datasets}))
         monkeypatch.setenv(manifest.MANIFEST_ENV, str(path))
         return data
 
@@ -406,6 +407,11 @@ def film(course, tmp_path):
     return src, data, body, folder
 
 
+def convert_film(src, dest):
+    """Convert ``src`` by the manifest's big-film entry."""
+    return convert.convert(src, dest, manifest.get_dataset("big-film"), progress=False)
+
+
 def zspy_chunks(path: Path) -> tuple:
     meta = json.loads(next(Path(path).glob("Experiments/*/data/.zarray")).read_text())
     return tuple(meta["chunks"])
@@ -415,7 +421,7 @@ def test_conversion_crops_to_the_course_geometry_in_equal_chunks(film, tmp_path)
     import hyperspy.api as hs
 
     src, data, _body, _folder = film
-    out = fetch.convert_big_film(src, tmp_path / "course.zspy", progress=False)
+    out = convert_film(src, tmp_path / "course.zspy")
 
     s = hs.load(out, lazy=True)
     assert s.axes_manager.navigation_shape == (12, 8)
@@ -434,7 +440,7 @@ def test_larger_detector_keeps_its_central_four_chunks(film, tmp_path):
     data = make_film(src, sig=(40, 36))
 
     with pytest.warns(UserWarning, match="central 32 x 32"):
-        out = fetch.convert_big_film(src, tmp_path / "course.zspy", progress=False)
+        out = convert_film(src, tmp_path / "course.zspy")
 
     s = hs.load(out)
     assert s.axes_manager.signal_shape == (32, 32)
@@ -447,7 +453,7 @@ def test_smaller_detector_uses_a_smaller_chunk_on_every_axis(film, tmp_path):
     make_film(src, sig=(16, 16))
 
     with pytest.warns(UserWarning, match="chunks of 4"):
-        out = fetch.convert_big_film(src, tmp_path / "course.zspy", progress=False)
+        out = convert_film(src, tmp_path / "course.zspy")
 
     assert zspy_chunks(out) == (4, 4, 4, 4)
 
@@ -459,7 +465,7 @@ def test_scan_smaller_than_the_geometry_is_refused(course, tmp_path):
     course({"big-film": dataset_entry(15, HSPY_NAME, None, convert=too_big)})
 
     with pytest.raises(CourseDataError, match="too small"):
-        fetch.convert_big_film(src, tmp_path / "course.zspy", progress=False)
+        convert_film(src, tmp_path / "course.zspy")
     assert not (tmp_path / "course.zspy").exists()
 
 
@@ -482,11 +488,11 @@ def test_interrupted_conversion_leaves_no_finished_file(film, tmp_path):
     dest = tmp_path / "out" / "course.zspy"
 
     with pytest.raises(KeyboardInterrupt), stop_after(5):
-        fetch.convert_big_film(src, dest, progress=False)
+        convert_film(src, dest)
 
     assert not dest.exists()
     assert list(dest.parent.iterdir()) == []  # no partial folder either
-    assert fetch.convert_big_film(src, dest, progress=False) == dest  # and it can run again
+    assert convert_film(src, dest) == dest  # and it can run again
 
 
 def test_dataset_path_convert_downloads_converts_and_reuses(film, zenodo):
@@ -503,6 +509,29 @@ def test_dataset_path_convert_downloads_converts_and_reuses(film, zenodo):
     assert (out / storage.STAMP_NAME).stat().st_mtime_ns == stamp_time  # not written again
     assert zenodo.requests == [f"/records/15/files/{HSPY_NAME}"]
     assert np.array_equal(hs.load(out).data, data[4:12, 2:14])
+
+
+def test_each_dataset_is_converted_by_its_own_convert_entry(course, zenodo, tmp_path):
+    import hyperspy.api as hs
+
+    src = tmp_path / HSPY_NAME
+    data = make_film(src)
+    body = src.read_bytes()
+    other_name = "other_film.hspy"
+    other = {"output": "other_course.zspy", "navigation_shape": [8, 4], "chunk": 4, "navigation_start": [0, 8]}
+    zenodo.serve_file(15, HSPY_NAME, body)
+    zenodo.serve_file(16, other_name, body)
+    course({"big-film": dataset_entry(15, HSPY_NAME, md5(body), convert=SMALL_GEOMETRY),
+            "other-film": dataset_entry(16, other_name, md5(body), convert=other)})
+
+    film = fetch.dataset_path("big-film", convert=True, progress=False)
+    with pytest.warns(UserWarning, match="chunks of 4"):
+        second = fetch.dataset_path("other-film", convert=True, progress=False)
+
+    assert (film.name, second.name) == ("film_course.zspy", "other_course.zspy")
+    assert zspy_chunks(film) == (8, 8, 8, 8) and zspy_chunks(second) == (4, 4, 4, 4)
+    assert np.array_equal(hs.load(film).data, data[4:12, 2:14])
+    assert np.array_equal(hs.load(second).data, data[8:12, 0:8, 8:24, 8:24])
 
 
 def test_convert_of_a_dataset_without_geometry_names_those_with_one(course):

@@ -7,6 +7,7 @@ that the sources get full marks and the untouched student versions 0.
 """
 
 import json
+import re
 
 import pytest
 
@@ -15,10 +16,6 @@ from lazysignals.lessons import generate_student_notebooks, lesson_names
 from lazysignals.manifest import REPO_ROOT
 
 LESSONS = lesson_names()
-EXPECTED = [
-    "00_setup", "01_lazy_basics", "02_loading", "03_plotting", "04_chunking", "05_rebinning",
-    "06_map", "07_cropping", "08_fitting", "09_scaling_out", "10_capstone",
-]
 
 
 def _cells(path):
@@ -26,8 +23,17 @@ def _cells(path):
     return [(c["cell_type"], "".join(c["source"]), c.get("metadata", {})) for c in nb["cells"]]
 
 
-def test_course_has_the_eleven_lessons_in_order():
-    assert LESSONS == EXPECTED
+def test_lessons_are_numbered_in_teaching_order_without_gaps():
+    assert len(LESSONS) >= 2
+    assert [name[:3] for name in LESSONS] == [f"{i:02d}_" for i in range(len(LESSONS))]
+
+
+def test_readme_lesson_table_lists_every_lesson_in_order():
+    readme = (REPO_ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| (\d\d) \| `notebooks/(\w+)` \|", readme, flags=re.M)
+    assert [lesson for _n, lesson in rows] == LESSONS, (
+        "README.md's lesson table differs from the folders of solutions/: add, remove or reorder its rows")
+    assert all(lesson.startswith(n) for n, lesson in rows)
 
 
 @pytest.mark.parametrize("lesson", LESSONS)

@@ -69,11 +69,30 @@ def test_preset_missing_a_field_is_refused_with_its_name():
         manifest.validate(raw)
 
 
-def test_default_preset_must_exist():
+def test_every_role_names_a_listed_preset():
+    roles = manifest.manifest()["roles"]
+    assert set(roles) == set(manifest.ROLES)
+    assert all(name in manifest.presets() for name in roles.values())
+    assert manifest.default_preset() == manifest.preset_for("default")
+
+
+def test_role_naming_an_unknown_preset_is_refused():
     raw = _raw()
-    raw["default_preset"] = "nope"
-    with pytest.raises(CourseDataError, match="default_preset"):
+    raw["roles"]["grading"] = "nope"
+    with pytest.raises(CourseDataError, match="grading.*nope"):
         manifest.validate(raw)
+
+
+def test_manifest_missing_a_role_is_refused_with_the_roles_it_needs():
+    raw = _raw()
+    del raw["roles"]["out_of_core"]
+    with pytest.raises(CourseDataError, match="out_of_core"):
+        manifest.validate(raw)
+
+
+def test_unknown_role_lists_the_valid_ones():
+    with pytest.raises(UnknownNameError, match="grading"):
+        manifest.preset_for("teaching")
 
 
 def test_data_folder_follows_the_environment_variable(monkeypatch, tmp_path):

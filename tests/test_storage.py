@@ -20,16 +20,8 @@ from lazysignals import storage, synthetic
 from lazysignals.manifest import CourseDataError, Preset
 
 
-def tiny_preset(**changes) -> Preset:
-    base = dict(name="tiny", description="test", navigation_shape=(24, 12), signal_shape=(32, 32),
-                chunk=8, dtype="uint16", seed=7, scan_scale_nm=2.0, detector_scale_mrad=0.5,
-                dose=60.0, defects=True)
-    base.update(changes)
-    return Preset(**base)
-
-
 @pytest.fixture(scope="module")
-def made(tmp_path_factory):
+def made(tmp_path_factory, tiny_preset):
     """A finished .zspy of the tiny preset, made once; tests work on copies."""
     p = tiny_preset()
     folder = tmp_path_factory.mktemp("made")
@@ -201,7 +193,7 @@ def test_a_running_writers_partial_folder_is_left_alone(tmp_path):
 # A full disk is reported clearly
 # --------------------------------------------------------------------------
 
-def test_full_disk_while_writing_gives_a_clear_message_and_keeps_nothing(tmp_path, monkeypatch):
+def test_full_disk_while_writing_gives_a_clear_message_and_keeps_nothing(tmp_path, monkeypatch, tiny_preset):
     import zarr
 
     real_setitem = zarr.storage.NestedDirectoryStore.__setitem__
@@ -224,7 +216,7 @@ def test_full_disk_while_writing_gives_a_clear_message_and_keeps_nothing(tmp_pat
     assert not leftovers(tmp_path)
 
 
-def test_too_little_free_space_is_reported_before_writing(tmp_path, monkeypatch):
+def test_too_little_free_space_is_reported_before_writing(tmp_path, monkeypatch, tiny_preset):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(storage.shutil, "disk_usage",
                         lambda path: usage._replace(free=10_000))
@@ -235,7 +227,7 @@ def test_too_little_free_space_is_reported_before_writing(tmp_path, monkeypatch)
     assert not any(tmp_path.iterdir())
 
 
-def test_stamp_round_trips_and_a_missing_stamp_reads_as_none(tmp_path):
+def test_stamp_round_trips_and_a_missing_stamp_reads_as_none(tmp_path, tiny_preset):
     (tmp_path / "a.zspy").mkdir()
     assert storage.read_stamp(tmp_path / "a.zspy") is None
     info = synthetic.stamp(tiny_preset(), 7)

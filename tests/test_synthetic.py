@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from lazysignals import manifest, synthetic
-from lazysignals.manifest import Preset
 
 # Centre of mass against the stored shift, on `ci` (32 x 32 detector, dose 60):
 # the Poisson noise gives about 0.12 px RMS per pattern, the diffuse halo cut
@@ -45,14 +44,6 @@ def ci_data(ci_signal):
 def truth(ci_signal):
     node = ci_signal.metadata.Sample.ground_truth
     return {k: np.asarray(v) for k, v in node.as_dictionary().items()}
-
-
-def small_preset(**changes) -> Preset:
-    base = dict(name="tiny", description="test", navigation_shape=(24, 12), signal_shape=(32, 32),
-                chunk=8, dtype="uint16", seed=7, scan_scale_nm=2.0, detector_scale_mrad=0.5,
-                dose=60.0, defects=True)
-    base.update(changes)
-    return Preset(**base)
 
 
 def centre_of_mass(data, truth):
@@ -188,11 +179,11 @@ def test_visible_bragg_discs_vary_in_number(truth):
     assert set(counts) <= {0, 2, 4, 6}  # Friedel pairs light up together
 
 
-def test_dead_pixels_read_zero_and_hot_pixels_read_high(ci, ci_data, truth):
+def test_dead_pixels_read_zero_and_hot_pixels_read_high(ci, ci_data, truth, tiny_preset):
     assert truth["dead_pixels"].any() and truth["hot_pixels"].any()
     assert (ci_data[..., truth["dead_pixels"]] == 0).all()
     assert (ci_data[..., truth["hot_pixels"]] > 10 * ci.dose).all()
-    clean = synthetic.make_lazy_signal(small_preset(defects=False))
+    clean = synthetic.make_lazy_signal(tiny_preset(defects=False))
     gt = clean.metadata.Sample.ground_truth
     assert not np.asarray(gt.dead_pixels).any() and not np.asarray(gt.hot_pixels).any()
 
@@ -255,32 +246,31 @@ STREAM_PRESET = dict(name="stream", description="memory test", navigation_shape=
                      signal_shape=(128, 128), chunk=32, dtype="uint16", seed=3, scan_scale_nm=1.0,
                      detector_scale_mrad=0.1, dose=60.0, defects=True)
 # The dataset is 470 MB. Compiling the kernel (once per machine, then cached)
-# costs memory of its own, so the child makes a tiny dataset first, then resets
-# its high-water mark (Linux: /proc/self/clear_refs) and measures the big one.
+# costs memory of its own, so the child makes a tiny dataset first, then
+# measures the big one with measure.peak_memory.
 # Measured after the imports: about 110 MB; at the peak 235-310 MB, the same
 # for a dataset half as large: memory does not grow with the dataset.
 PEAK_RSS_LIMIT_MB = 400
 
 
-def _vm_hwm_code(preset, tmp_path):
+def _peak_code(preset, tmp_path):
     return textwrap.dedent(f"""
         import json
         from lazysignals.manifest import Preset
+        from lazysignals.measure import peak_memory
         from lazysignals import synthetic
         warm = dict({preset!r}, name="warm", navigation_shape=(8, 8), signal_shape=(32, 32), chunk=8)
         synthetic.generate(Preset(**warm), {str(tmp_path / "warm")!r}, progress=False)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset the peak (VmHWM) to the current RSS
         p = Preset(**{preset!r})
-        synthetic.generate(p, {str(tmp_path)!r}, progress=False)
-        hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
-        print(json.dumps({{"nbytes": p.nbytes, "peak": int(hwm.split()[1]) * 1024}}))
+        with peak_memory(interval=0.01) as mem:
+            synthetic.generate(p, {str(tmp_path)!r}, progress=False)
+        print(json.dumps({{"nbytes": p.nbytes, "peak": mem.peak}}))
     """)
 
 
 @pytest.mark.slow
 def test_generating_more_than_the_memory_bound_keeps_peak_rss_below_it(tmp_path):
-    code = _vm_hwm_code(STREAM_PRESET, tmp_path)
+    code = _peak_code(STREAM_PRESET, tmp_path)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     info = json.loads(res.stdout.strip().splitlines()[-1])
@@ -292,10 +282,10 @@ def test_generating_more_than_the_memory_bound_keeps_peak_rss_below_it(tmp_path)
 # Files: the .hspy copy
 # --------------------------------------------------------------------------
 
-def test_hspy_copy_on_request_loads_with_the_same_data(tmp_path):
+def test_hspy_copy_on_request_loads_with_the_same_data(tmp_path, tiny_preset):
     import hyperspy.api as hs
 
-    p = small_preset()
+    p = tiny_preset()
     paths = synthetic.generate(p, tmp_path, formats=("zspy", "hspy"), progress=False)
     assert set(paths) == {"zspy", "hspy"}
     z = hs.load(paths["zspy"], lazy=True)
@@ -307,8 +297,8 @@ def test_hspy_copy_on_request_loads_with_the_same_data(tmp_path):
                                   np.asarray(z.metadata.Sample.ground_truth.shift_x))
 
 
-def test_scan_with_partial_edge_chunks_renders_every_pattern():
-    p = small_preset(navigation_shape=(21, 11))  # 21 and 11 are not multiples of the chunk, 8
+def test_scan_with_partial_edge_chunks_renders_every_pattern(tiny_preset):
+    p = tiny_preset(navigation_shape=(21, 11))  # 21 and 11 are not multiples of the chunk, 8
     d = np.asarray(synthetic.make_lazy_signal(p).data.compute())
     assert d.shape == (11, 21, 32, 32)
     assert d.sum(axis=(2, 3)).min() > 0.5 * (np.pi * (synthetic.DISK_RADIUS * 32) ** 2) * p.dose * 0.3

@@ -1,20 +1,18 @@
-"""(b) Summing the same data lazily from .zspy and from .hspy; numpy in memory as the limit.
+"""Summing the same data lazily from .zspy and from .hspy; numpy in memory as the limit.
 
 Each sum runs in its own fresh process: open lazily, ``s.sum()`` (over the
 navigation axes, as the loading lesson does) and compute. The limit is the
 same sum by numpy over data already in memory: no reading, no
 decompression. When the whole dataset does not fit comfortably in memory,
 the numpy sum runs on a leading block of probe-position rows and is scaled
-by bytes (GB/s is what is compared). The .hspy file is written from the
-.zspy with HyperSpy's default writer (gzip), as the lesson does.
+by bytes (GB/s is what is compared). The .hspy file is the one the lessons
+use, made by :func:`lazysignals.data.prepare` (HyperSpy's default writer).
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 
-from .common import GB, Steps, ratio, run_child, target
+from .harness import GB, Component, Context, Result, Steps, dataset, dir_size, ratio, run_child, small_preset, target
 
 #: Largest part of the data the numpy limit holds in memory.
 NUMPY_MAX_BYTES = int(1.5e9)
@@ -44,40 +42,16 @@ def child_numpy_sum(path: str, max_bytes: int) -> dict:
     for _ in range(2):  # the faster of two
         with steps("numpy sum in memory"):
             a.sum(axis=(0, 1))
-    best = min(steps.rows, key=lambda r: r["seconds"])
-    return {"steps": [best], "nbytes": a.nbytes, "fraction": rows / s.data.shape[0]}
+    return {"steps": steps.best(), "nbytes": a.nbytes, "fraction": rows / s.data.shape[0]}
 
 
-def child_write_hspy(zspy: str, hspy: str) -> dict:
-    import hyperspy.api as hs
-
-    steps = Steps()
-    with steps("write .hspy (gzip) from .zspy"):
-        s = hs.load(zspy, lazy=True)
-        s.save(hspy, overwrite=True, show_progressbar=False)
-    return {"steps": steps.rows}
-
-
-def ensure_hspy(zspy: Path) -> tuple[Path, dict | None]:
-    hspy = zspy.with_suffix(".hspy")
-    if hspy.exists() and hspy.stat().st_mtime >= zspy.stat().st_mtime:
-        return hspy, None
-    tmp = hspy.with_name(".writing-" + hspy.name)
-    res = run_child("benchmarks.lazysum:child_write_hspy", {"zspy": str(zspy), "hspy": str(tmp)})
-    if not res.get("ok"):
-        raise RuntimeError(f"could not write {hspy}: {res.get('error')}")
-    tmp.rename(hspy)
-    return hspy, res
-
-
-def measure(preset: str, data_root) -> dict:
-    from lazysignals.data import synthetic_path
-
-    zspy = synthetic_path(preset, dest=Path(data_root) / preset, progress=False)
-    hspy, wrote = ensure_hspy(zspy)
-    z = run_child("benchmarks.lazysum:child_lazy_sum", {"path": str(zspy)})
-    h = run_child("benchmarks.lazysum:child_lazy_sum", {"path": str(hspy)})
-    n = run_child("benchmarks.lazysum:child_numpy_sum", {"path": str(zspy), "max_bytes": NUMPY_MAX_BYTES})
+def measure(ctx: Context, preset: str) -> dict:
+    """The three sums of ``preset``'s benchmark copy (also used by the workshop component)."""
+    paths = dataset(ctx, preset, formats=("zspy", "hspy"))
+    zspy, hspy = paths["zspy"], paths["hspy"]
+    z = run_child("benchmarks.sum:child_lazy_sum", {"path": str(zspy)})
+    h = run_child("benchmarks.sum:child_lazy_sum", {"path": str(hspy)})
+    n = run_child("benchmarks.sum:child_numpy_sum", {"path": str(zspy), "max_bytes": NUMPY_MAX_BYTES})
     for name, res in (("zspy", z), ("hspy", h), ("numpy", n)):
         if not res.get("ok"):
             raise RuntimeError(f"{name} sum failed: {res.get('error')}")
@@ -94,30 +68,24 @@ def measure(preset: str, data_root) -> dict:
          "ratio": 1.0, "note": f"on {n['fraction']:.0%} of the data, scaled by bytes" if n["fraction"] < 1 else ""},
         {"name": "lazy sum from .zspy", "GB/s": round(r_z, 3), "seconds": z["steps"][-1]["seconds"],
          "peak_rss_gb": z["steps"][-1]["peak_rss_gb"], "ratio": round(r_z / r_np, 3),
-         "stored_gb": round(_size(zspy) / GB, 3)},
+         "stored_gb": round(dir_size(zspy) / GB, 3)},
         {"name": "lazy sum from .hspy", "GB/s": round(r_h, 3), "seconds": h["steps"][-1]["seconds"],
          "peak_rss_gb": h["steps"][-1]["peak_rss_gb"], "ratio": round(r_h / r_np, 3),
-         "stored_gb": round(_size(hspy) / GB, 3)},
+         "stored_gb": round(dir_size(hspy) / GB, 3)},
     ]
     return {"preset": preset, "uncompressed_gb": round(nbytes / GB, 3), "rows": rows,
             "hspy_over_zspy_time": ratio(h["steps"][-1]["seconds"], z["steps"][-1]["seconds"]),
-            "checksums_equal": z["checksum"] == h["checksum"], "hspy_written": wrote,
+            "checksums_equal": z["checksum"] == h["checksum"],
             "ratio_meaning": "throughput / numpy in-memory throughput"}
 
 
-def _size(path: Path) -> int:
-    from .generation import dir_size
+def run(ctx: Context) -> Result:
+    out = measure(ctx, small_preset(ctx))
+    hz, same = out["hspy_over_zspy_time"], out["checksums_equal"]
+    return {"ok": True, "preset": out["preset"], "rows": out["rows"], "ratio_meaning": out["ratio_meaning"],
+            "notes": [f"{out['uncompressed_gb']} GB uncompressed; the .hspy sum takes {hz} times the .zspy sum."],
+            "targets": [target(".hspy / .zspy sum time (course says about 5; original 25 s / 1.5 s)", "about 5", hz, None),
+                        target("same sum from both files", "equal", same, same)]}
 
-    return dir_size(path)
 
-
-def run(ctx) -> dict:
-    preset = ctx["preset"] if ctx["preset"] != "large" else "binder"
-    out = measure(preset, ctx["data"])
-    hz = out["hspy_over_zspy_time"]
-    out["ok"] = True
-    out["targets"] = [
-        target(".hspy / .zspy sum time (course says about 5; original 25 s / 1.5 s)", "about 5", hz, None),
-        target("same sum from both files", "equal", out["checksums_equal"], out["checksums_equal"]),
-    ]
-    return out
+COMPONENT = Component("sum", "Lazy sum from .zspy and .hspy vs numpy in memory", True, run)

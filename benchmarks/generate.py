@@ -1,0 +1,124 @@
+"""Synthetic generation against a plain zarr write of the same bytes, with the same compressor.
+
+Three steps, each in a fresh child process so that its peak memory is its own:
+
+``kernel``
+    every chunk rendered by the dask threads and thrown away: the cost of the
+    model and the Poisson draw without compression or disk.
+``generate``
+    ``lazysignals.synthetic.generate`` writing the ``.zspy``, as a learner's
+    machine does it (compile, render, compress, write, rename, stamp); the
+    file is kept in the benchmark data folder, where other components use it.
+``baseline``
+    a plain zarr write of the same shape, chunks, dtype and compressor (the
+    course's, :func:`lazysignals.storage.course_compressor`), every chunk a
+    copy of one real chunk of the dataset: what the disk and the compressor
+    allow when nothing is computed. Generation cannot beat it.
+
+Rows give wall and CPU seconds (CPU seconds over the usable cores is what a
+step would take on an otherwise idle machine), peak RSS, size on disk and
+the load average before and after.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from .harness import GB, Component, Context, Result, dir_size, ratio, run_child, target
+
+
+def step_kernel(preset: str, dest: str) -> dict:
+    import dask
+    import dask.array as da
+    import numpy as np
+
+    from lazysignals import manifest, synthetic
+
+    p = manifest.get_preset(preset)
+    t0 = time.perf_counter()
+    synthetic._kernel()  # compile or load the cached machine code, make the tables
+    compile_s = time.perf_counter() - t0
+    s = synthetic.make_lazy_signal(p)
+    # keep one value per chunk, so nothing but the rendering is measured
+    tiny = s.data.map_blocks(lambda b: b[:1, :1, :1, :1].copy(), chunks=(1, 1, 1, 1), dtype=np.uint16)
+    t1 = time.perf_counter()
+    with dask.config.set(scheduler="threads"):
+        da.compute(tiny)
+    return {"seconds": time.perf_counter() - t1, "compile_seconds": compile_s}
+
+
+def step_generate(preset: str, dest: str) -> dict:
+    from lazysignals import manifest, synthetic
+
+    t0 = time.perf_counter()
+    path = synthetic.generate(manifest.get_preset(preset), dest, overwrite=True, progress=False)["zspy"]
+    return {"seconds": time.perf_counter() - t0, "disk_bytes": dir_size(path)}
+
+
+def step_baseline(preset: str, dest: str) -> dict:
+    import dask.array as da
+    import numpy as np
+    import zarr
+
+    from lazysignals import manifest, storage, synthetic
+
+    p = manifest.get_preset(preset)
+    c, D = p.chunk, p.signal_shape[0]
+    mid = (0, 0, 1, 1)  # a chunk with part of the bright-field disk and the halo
+    one = synthetic.render_block(synthetic.probe_maps(p), D, p.seed, mid,
+                                 tuple(slice(i * c, (i + 1) * c) for i in mid))
+
+    def copy_of_one(block_info=None):  # edge chunks are smaller
+        return one[tuple(slice(0, b - a) for a, b in block_info[None]["array-location"])]
+
+    data = da.map_blocks(copy_of_one, dtype=one.dtype, chunks=da.core.normalize_chunks(p.chunks, p.data_shape),
+                         meta=np.empty((0,) * 4, dtype=one.dtype))
+    path = Path(dest) / f"baseline_{p.name}.zarr"
+    shutil.rmtree(path, ignore_errors=True)
+    t0 = time.perf_counter()
+    arr = zarr.open_array(zarr.storage.NestedDirectoryStore(str(path)), mode="w", shape=p.data_shape,
+                          chunks=p.chunks, dtype=one.dtype, compressor=storage.course_compressor())
+    da.store(data, arr, lock=False)
+    seconds = time.perf_counter() - t0
+    size = dir_size(path)
+    shutil.rmtree(path, ignore_errors=True)
+    return {"seconds": seconds, "disk_bytes": size}
+
+
+def run(ctx: Context) -> Result:
+    from lazysignals import manifest
+
+    preset = ctx["preset"]
+    nbytes = manifest.get_preset(preset).nbytes
+    dest = Path(ctx["data"]) / preset
+    dest.mkdir(parents=True, exist_ok=True)
+    steps = {}
+    for step in ("kernel", "generate", "baseline"):
+        steps[step] = run_child(f"benchmarks.generate:step_{step}", {"preset": preset, "dest": str(dest)})
+        if not steps[step].get("ok"):
+            return {"ok": False, "error": f"{step}: {steps[step].get('error')}", "details": steps}
+    lim, gen = steps["baseline"], steps["generate"]
+    rows = []
+    for label, r in (("plain zarr write, same compressor (limit)", lim), ("synthetic generate()", gen),
+                     ("rendering only, nothing written", steps["kernel"])):
+        rows.append({"name": label, "seconds": round(r["seconds"], 2), "GB/s": round(nbytes / GB / r["seconds"], 3),
+                     "cpu_seconds": r["process_cpu_seconds"], "peak_rss_gb": r["process_peak_rss_gb"],
+                     "ratio": ratio(lim["seconds"], r["seconds"]),
+                     "stored_gb": round(r["disk_bytes"] / GB, 3) if "disk_bytes" in r else None,
+                     "load": "->".join(map(str, r["load"]))})
+    thr = ratio(lim["seconds"], gen["seconds"])
+    targets = [target("generation throughput / plain zarr write with the same compressor", ">= 0.5", thr, thr >= 0.5)]
+    if preset == manifest.preset_for("workshop"):
+        g_rss = gen["process_peak_rss_gb"]
+        targets.append(target(f"{preset} generation time (s)", "<= 60", round(gen["seconds"], 1), gen["seconds"] <= 60))
+        targets.append(target(f"{preset} generation peak RSS (GB)", "<= 1", g_rss, g_rss <= 1.0))
+    return {"ok": True, "preset": preset, "rows": rows, "targets": targets,
+            "ratio_meaning": "limit time / time (1 = as fast as a plain zarr write)",
+            "notes": [f"{nbytes / GB:.2f} GB uncompressed; generation runs at {thr} of a plain zarr write "
+                      "of the same bytes with the same compressor."],
+            "plot": {"value": "seconds", "label": "seconds"}, "details": steps}
+
+
+COMPONENT = Component("generate", "Synthetic generation vs a plain zarr write of the same bytes", True, run)
