@@ -105,9 +105,9 @@ def cmd_start(args) -> int:
 
 def cmd_notebooks(args) -> int:
     """Regenerate the student notebooks from their sources with nbgrader."""
-    from .lessons import generate_student_notebooks
+    from .lessons import copy_reference_pages, generate_student_notebooks
 
-    for path in generate_student_notebooks(args.lessons or None):
+    for path in generate_student_notebooks(args.lessons or None) + copy_reference_pages():
         print(path)
     return 0
 

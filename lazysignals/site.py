@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from .lessons import lesson_names
+from .lessons import REFERENCE_PAGES, lesson_names
 from .manifest import REPO_ROOT
 
 #: Guides shown first in the site's navigation, in this order; other docs follow.
@@ -129,6 +129,9 @@ def _point_outside_links_at_repository(text: str, where: Path, src: Path, root: 
             return m.group(0)
         path, _, anchor = target.partition("#")
         rel = os.path.normpath(where / path)
+        if Path(rel).name in REFERENCE_PAGES and Path(rel).parent.name in ("notebooks", "solutions"):
+            # A copy of a docs/ page beside the lessons: the site has the page itself.
+            return m.group(1) + os.path.relpath(f"docs/{Path(rel).name}", where) + m.group(3)
         if rel.startswith("..") or (src / rel).exists() or not (root / rel).exists():
             return m.group(0)
         kind = "tree" if (root / rel).is_dir() else "blob"

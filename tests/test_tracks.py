@@ -120,7 +120,7 @@ def test_each_agenda_fits_its_slot_and_two_days_teach_every_lesson_in_full():
 def test_lesson_links_glossary_and_cheat_sheet_and_ends_with_further_reading(lesson):
     cells = markdown(lesson)
     top = "\n".join(cells[:3])
-    assert "(../../docs/GLOSSARY.md)" in top and "(../../docs/CHEATSHEET.md)" in top
+    assert "(../GLOSSARY.md)" in top and "(../CHEATSHEET.md)" in top
     last = cells[-1]
     assert last.startswith("## Further reading"), f"{lesson} should end with '## Further reading'"
     for url in ["hyperspy.org/hyperspy-doc/current/user_guide/big_data.html", "docs.dask.org/en/stable/best-practices",
@@ -135,3 +135,12 @@ def test_readme_states_the_course_length_the_lessons_add_up_to():
     assert m, "the README should say how long the whole course takes"
     assert float(m.group(1)) == round(total / 60, 1), f"the lessons add up to {total / 60:.1f} hours"
     assert f"takes {CORE_SLOT} minutes" in readme
+
+
+@pytest.mark.parametrize("folder", ["notebooks", "solutions"])
+def test_glossary_and_cheat_sheet_beside_the_lessons_are_copies_of_docs(folder):
+    # The learners' JupyterLab shows only notebooks/, so the lessons' links point at these copies.
+    for name in ("GLOSSARY.md", "CHEATSHEET.md"):
+        copy = REPO_ROOT / folder / name
+        assert copy.exists() and copy.read_text() == (REPO_ROOT / "docs" / name).read_text(), (
+            f"{folder}/{name} differs from docs/{name}: run python -m lazysignals notebooks")
