@@ -105,9 +105,9 @@ def cmd_start(args) -> int:
 
 def cmd_notebooks(args) -> int:
     """Regenerate the student notebooks from their sources with nbgrader."""
-    from .lessons import generate_student_notebooks
+    from .lessons import copy_reference_pages, generate_student_notebooks
 
-    for path in generate_student_notebooks(args.lessons or None):
+    for path in generate_student_notebooks(args.lessons or None) + copy_reference_pages():
         print(path)
     return 0
 
@@ -149,6 +149,18 @@ def cmd_lab_settings(args) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dest)
     print(dest)
+    return 0
+
+
+def cmd_site(args) -> int:
+    """Execute the lessons on a preset and render the course site (Sphinx, myst-nb)."""
+    from .site import SiteError, build_site
+
+    try:
+        build_site(args.preset, Path(args.out) if args.out else None, args.lessons or None, jobs=args.jobs)
+    except SiteError as e:
+        print(e, file=sys.stderr)
+        return 1
     return 0
 
 
@@ -215,6 +227,12 @@ def parser() -> argparse.ArgumentParser:
     ag.add_argument("--memory-gb", type=float, default=grading.MEMORY_LIMIT / 2**30,
                     help="memory (address space) per notebook, GB")
     ag.set_defaults(func=cmd_autograde)
+    si = sub.add_parser("site", help="execute the lessons and render the course site into build/site")
+    si.add_argument("--preset", default="binder", help="dataset the lessons run on (default binder)")
+    si.add_argument("--out", help="output folder (default build/site)")
+    si.add_argument("--jobs", type=int, help="lessons executed at once (default: cores, at most 2)")
+    si.add_argument("lessons", nargs="*", help="lesson names (default: all)")
+    si.set_defaults(func=cmd_site)
     ls_ = sub.add_parser("lab-settings", help="install the course's JupyterLab settings into this environment")
     ls_.set_defaults(func=cmd_lab_settings)
     return ap

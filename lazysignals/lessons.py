@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,20 @@ def lesson_names(root: Path = REPO_ROOT) -> list[str]:
     """Lessons in teaching order: the folders of ``solutions/``."""
     return sorted(p.parent.name for p in (root / "solutions").glob("*/*.ipynb")
                   if p.stem == p.parent.name)
+
+
+#: Pages of docs/ that every lesson links to as ``../NAME``: copied beside the lessons, since the
+#: learners' JupyterLab shows only notebooks/ (and an instructor's shows solutions/ too).
+REFERENCE_PAGES = ("GLOSSARY.md", "CHEATSHEET.md")
+
+
+def copy_reference_pages(root: Path = REPO_ROOT) -> list[Path]:
+    """Copy the glossary and cheat sheet from docs/ into notebooks/ and solutions/."""
+    out = []
+    for folder in ("notebooks", "solutions"):
+        for name in REFERENCE_PAGES:
+            out.append(Path(shutil.copyfile(root / "docs" / name, root / folder / name)))
+    return out
 
 
 def generate_student_notebooks(lessons=None, root: Path = REPO_ROOT, release_dir: Path | None = None) -> list[Path]:

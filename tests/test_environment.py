@@ -21,7 +21,9 @@ def pip_requirements():
     reqs = list(project["dependencies"])
     for extra in project["optional-dependencies"].values():
         reqs += extra
-    return {Requirement(r).name.lower(): Requirement(r) for r in reqs}
+    # An extra that includes another ("lazysignals[site]") adds no package of its own.
+    return {Requirement(r).name.lower(): Requirement(r) for r in reqs
+            if Requirement(r).name != project["name"]}
 
 
 def conda_requirements(path=ROOT / "environment.yml"):
