@@ -20,7 +20,8 @@ from traitlets import Bool
 WRAP_CSS = """
 div.output_subarea pre, div.output_area pre {
   white-space: pre-wrap;
-  overflow-wrap: anywhere;
+  word-break: normal;
+  overflow-wrap: break-word;
 }
 """
 
