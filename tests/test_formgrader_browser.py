@@ -8,10 +8,13 @@ Screenshots are kept in test-artifacts/formgrader/ for people to look at.
 
 import csv
 import html
+import json
 import re
 import shutil
+import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -76,6 +79,8 @@ def test_hand_grade_in_the_formgrader_reaches_gradebook_feedback_and_export(brow
     monkeypatch.setenv("NBGRADER_EXCHANGE", str(exchange))
     with course_jupyterlab(tmp_path, start_args=["--instructor", "--course-dir", str(course)]) as url:
         assert "/lab/tree/solutions" in url
+        assert not list((tmp_path / "data").glob("*")), "the instructor's start made a dataset"
+        base, token = url.split("/lab")[0], url.split("token=")[1]
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url, timeout=180_000)
         page.wait_for_selector(".jp-DirListing-item", timeout=180_000)
@@ -103,6 +108,8 @@ def test_hand_grade_in_the_formgrader_reaches_gradebook_feedback_and_export(brow
         comment.scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "2-graded.png"))
         page.close()
+        with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=30) as r:
+            assert json.load(r) == [], "grading started a kernel"
 
     nbgrader(course, "generate_feedback", LESSON, env=env)
     feedback = course / "feedback" / "ada" / LESSON / f"{LESSON}.html"
@@ -128,3 +135,22 @@ def test_hand_grade_in_the_formgrader_reaches_gradebook_feedback_and_export(brow
     rows = list(csv.DictReader((course / "grades.csv").open()))
     assert [(r["assignment"], r["student_id"], float(r["score"]), float(r["max_score"])) for r in rows] == \
         [(LESSON, "ada", 4.0, 20.0)], rows
+
+
+def test_mark_schemes_are_in_task_cells_and_in_no_student_notebook():
+    """Only a task cell keeps its mark scheme for graders; nbgrader strips it from students' copies."""
+    for source in sorted((REPO_ROOT / "solutions").glob("*/*.ipynb")):
+        cells = json.loads(source.read_text())["cells"]
+        for c in cells:
+            if "BEGIN MARK SCHEME" in "".join(c["source"]):
+                assert c.get("metadata", {}).get("nbgrader", {}).get("task"), (
+                    f"{source.name}: a mark scheme outside a task cell is never shown to graders")
+        student = REPO_ROOT / "notebooks" / source.parent.name / source.name
+        assert "MARK SCHEME" not in student.read_text(), f"{student.name} shows a mark scheme to students"
+
+
+def test_instructor_start_outside_a_course_folder_says_which_folder_to_give(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "lazysignals", "start", "--instructor", "--course-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "nbgrader_config.py" in p.stderr and "--course-dir" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
