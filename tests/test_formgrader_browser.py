@@ -77,14 +77,14 @@ def test_hand_grade_in_the_formgrader_reaches_gradebook_feedback_and_export(brow
          "--cell-timeout", "60", "--notebook-timeout", "300"], course, env)
 
     monkeypatch.setenv("NBGRADER_EXCHANGE", str(exchange))
+    monkeypatch.setenv("JUPYTERLAB_WORKSPACES_DIR", str(tmp_path / "workspaces"))  # no layout of an earlier session
     with course_jupyterlab(tmp_path, start_args=["--instructor", "--course-dir", str(course)]) as url:
         assert "/lab/tree/solutions" in url
         assert not list((tmp_path / "data").glob("*")), "the instructor's start made a dataset"
         base, token = url.split("/lab")[0], url.split("token=")[1]
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url, timeout=180_000)
-        page.wait_for_selector(".jp-DirListing-item", timeout=180_000)
-        page.get_by_role("menuitem", name="Nbgrader").click()
+        page.get_by_role("menuitem", name="Nbgrader").click(timeout=180_000)
         page.locator('li[data-command="nbgrader:open-formgrader"]').click()
         fg = page.frame_locator("iframe")
         fg.get_by_role("link", name="Manual Grading").click(timeout=120_000)
