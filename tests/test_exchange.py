@@ -10,6 +10,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from nbgrader_course import (fill, import_roster, instructor_env, make_course, nbgrader, run,
                              solution_answers, student_env)
 
@@ -70,6 +72,7 @@ def test_two_students_fetch_submit_and_get_feedback_through_the_exchange(tmp_pat
     assert got == {(LESSON, "ada", "Ada", 6.0), (LESSON, "bob", "Bob", 0.0)}, rows
 
 
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's add_submission, harmless
 def test_export_leaves_out_lessons_without_graded_submissions(tmp_path):
     """Every lesson is registered when notebooks are generated; only graded ones are exported."""
     from nbgrader.api import Gradebook
