@@ -74,22 +74,22 @@ def test_two_students_fetch_submit_and_get_feedback_through_the_exchange(tmp_pat
 
 @pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's add_submission, harmless
 def test_export_leaves_out_lessons_without_graded_submissions(tmp_path):
-    """Every lesson is registered when notebooks are generated; only graded ones are exported."""
+    """Every lesson is registered when notebooks are generated; only graded ones are exported.
+
+    (The test above runs the same plugin through ``nbgrader export`` and the course's config.)
+    """
     from nbgrader.api import Gradebook
 
-    from lazysignals.manifest import REPO_ROOT
+    from lazysignals.instructor import GradedCsvExport
 
-    (tmp_path / "nbgrader_config.py").write_text((REPO_ROOT / "nbgrader_config.py").read_text())
     with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
         for lesson in ("03_plotting", "07_cropping", "10_capstone"):
             gb.update_or_create_assignment(lesson)
         for sid, (first, last) in STUDENTS.items():
             gb.update_or_create_student(sid, first_name=first, last_name=last)
         gb.add_submission("07_cropping", "ada")
-    env = instructor_env(tmp_path / "exchange")
-    out = nbgrader(tmp_path, "export", "--to", "grades.csv", env=env)
+        GradedCsvExport(to=str(tmp_path / "grades.csv")).export(gb)
+        GradedCsvExport(to=str(tmp_path / "all.csv"), all_assignments=True).export(gb)
     rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
     assert {(r["assignment"], r["student_id"]) for r in rows} == {("07_cropping", "ada"), ("07_cropping", "bob")}
-    assert "03_plotting" in out.stderr and "10_capstone" in out.stderr, "the log names what was left out"
-    nbgrader(tmp_path, "export", "--to", "all.csv", "--GradedCsvExport.all_assignments=True", env=env)
     assert len(list(csv.DictReader((tmp_path / "all.csv").open()))) == 6
