@@ -12,11 +12,18 @@ from lazysignals.grading import configure
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
-c.CourseDirectory.root = "."
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Absolute: nbgrader warns "root '.' is not absolute" at every command otherwise.
+c.CourseDirectory.root = HERE
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"
 c.CourseDirectory.course_id = "lazy-signals"
 # Where release_assignment / collect exchange files with students. On a
 # JupyterHub use the shared /srv/nbgrader/exchange (set NBGRADER_EXCHANGE).
-c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange"))
+c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", os.path.join(HERE, "exchange"))
 configure(c)
+# `nbgrader export` writes only the lessons with graded submissions (a lesson
+# never released would read as 0 for everyone); long messages wrap in feedback.
+c.ExportApp.plugin_class = "lazysignals.instructor.GradedCsvExport"
+c.GenerateFeedback.preprocessors = [*c.GenerateFeedback.preprocessors, "lazysignals.instructor.WrapLongLines"]

@@ -78,8 +78,40 @@ def _formats(text: str) -> list[str]:
     return [f.strip() for f in text.split(",") if f.strip()]
 
 
+def _lab_command(root: Path, args) -> list[str]:
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}",
+           f"--ip={args.ip}", f"--port={args.port}"]
+    if args.no_browser:
+        cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and CI machines often run as root
+    return cmd + [a for a in args.lab_args if a != "--"]
+
+
+def start_instructor(args) -> int:
+    """JupyterLab for grading: at the course folder, with solutions/ and the Formgrader.
+
+    Makes no dataset and opens no notebook (no kernel starts); nbgrader's
+    Formgrader reads ``nbgrader_config.py`` of the folder it starts in.
+    """
+    root = Path(args.course_dir).resolve()
+    if not (root / "nbgrader_config.py").exists():
+        raise CourseDataError(f"{root} has no nbgrader_config.py: give the course folder with --course-dir.")
+    cmd = _lab_command(root, args) + ["--LabApp.default_url=/lab/tree/solutions"]
+    print(f"Starting JupyterLab for instructors in {root}: solutions/ in the file browser; "
+          "open the Formgrader from the menu Nbgrader > Formgrader (or at /formgrader on the "
+          "printed server). A score or comment saves when its field loses focus.")
+    sys.stdout.flush()
+    os.chdir(root)
+    os.execvpe(cmd[0], cmd, dict(os.environ))
+    return 0  # not reached
+
+
 def cmd_start(args) -> int:
     from .data import PRESET_ENV, prepare
+
+    if args.instructor:
+        return start_instructor(args)
 
     preset = args.preset or os.environ.get(PRESET_ENV) or manifest.default_preset()
     print(f"Preparing the '{preset}' dataset in {manifest.data_dir()} (once; instant afterwards) ...")
@@ -87,15 +119,8 @@ def cmd_start(args) -> int:
         print(f"Dataset ready: {path}")
     env = dict(os.environ, **{PRESET_ENV: preset})
     root = manifest.REPO_ROOT
-    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root / LEARNER_ROOT}",
-           f"--ip={args.ip}", f"--port={args.port}"]
-    if args.no_browser:
-        cmd.append("--no-browser")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")  # containers and CI machines often run as root
-    cmd += [a for a in args.lab_args if a != "--"]
     # Open lesson 00, and print its address, not just the server's.
-    cmd.append(f"--LabApp.default_url=/lab/tree/{FIRST_LESSON}")
+    cmd = _lab_command(root / LEARNER_ROOT, args) + [f"--LabApp.default_url=/lab/tree/{FIRST_LESSON}"]
     print("Starting JupyterLab; open the URL printed below (Ctrl+C twice stops it).")
     sys.stdout.flush()
     os.chdir(root)
@@ -126,7 +151,7 @@ def cmd_autograde(args) -> int:
 
     limits = dict(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                   memory=int(args.memory_gb * 2**30))
-    results = autograde_course(manifest.REPO_ROOT, args.lesson, args.student or None, **limits)
+    results = autograde_course(Path(args.course_dir), args.lesson, args.student or None, **limits)
     if not results:
         print(f"No submissions of {args.lesson} in submitted/: run nbgrader collect {args.lesson} first.")
         return 1
@@ -135,7 +160,8 @@ def cmd_autograde(args) -> int:
         print(f"{sid:<24} {r.auto_score:6g} / {r.auto_max:g} autograded points{manual}")
         if "Grading stopped" in r.log:
             print(f"{'':<24} {r.log.strip().splitlines()[-1]}")
-    print("Next: grade by hand in the Formgrader (nbgrader formgrader), then "
+    print("Next: grade by hand in the Formgrader (python -m lazysignals start --instructor, then "
+          "the menu Nbgrader > Formgrader; a score saves when its field loses focus), then "
           f"nbgrader generate_feedback {args.lesson} and nbgrader export --to grades.csv")
     return 0
 
@@ -207,6 +233,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-browser", action="store_true", help="do not open a browser (headless)")
     s.add_argument("--ip", default="127.0.0.1")
     s.add_argument("--port", default="8888")
+    s.add_argument("--instructor", action="store_true",
+                   help="for grading: JupyterLab at the course folder with solutions/ and the Formgrader; "
+                        "no dataset, no lesson opened")
+    s.add_argument("--course-dir", default=str(manifest.REPO_ROOT),
+                   help="with --instructor: the nbgrader course folder (default: this repository)")
     s.add_argument("lab_args", nargs=argparse.REMAINDER,
                    help="after --, options passed on to JupyterLab")
     s.set_defaults(func=cmd_start)
@@ -222,6 +253,8 @@ def parser() -> argparse.ArgumentParser:
     ag = sub.add_parser("autograde", help="safely autograde the collected submissions of a lesson (instructors)")
     ag.add_argument("lesson")
     ag.add_argument("--student", action="append", help="only this student (repeatable)")
+    ag.add_argument("--course-dir", default=str(manifest.REPO_ROOT),
+                    help="the nbgrader course folder (default: this repository)")
     ag.add_argument("--cell-timeout", type=int, default=grading.CELL_TIMEOUT, help="seconds per cell")
     ag.add_argument("--notebook-timeout", type=int, default=grading.NOTEBOOK_TIMEOUT, help="seconds per notebook")
     ag.add_argument("--memory-gb", type=float, default=grading.MEMORY_LIMIT / 2**30,

@@ -30,15 +30,15 @@ def _wait_until_listening(port: int, seconds: float = 60) -> None:
 
 
 @contextmanager
-def course_jupyterlab(tmp_path, preset="ci", lab_args=()):
-    """Run ``python -m lazysignals start --no-browser`` on 127.0.0.1; yield its URL.
+def course_jupyterlab(tmp_path, preset="ci", lab_args=(), start_args=()):
+    """Run ``python -m lazysignals start --no-browser [START_ARGS]`` on 127.0.0.1; yield its URL.
 
     The server, its kernels and their children are stopped afterwards.
     """
     port = free_port()
     env = {**os.environ, "LAZYSIGNALS_DATA": str(tmp_path / "data"), "LAZYSIGNALS_PRESET": preset,
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
-    cmd = [sys.executable, "-m", "lazysignals", "start", "--no-browser", "--port", str(port)]
+    cmd = [sys.executable, "-m", "lazysignals", "start", "--no-browser", "--port", str(port), *start_args]
     if lab_args:
         cmd += ["--", *lab_args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
