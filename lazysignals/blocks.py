@@ -86,17 +86,27 @@ def rebin_sum(signal, factors, dtype):
     return out
 
 
-def _moments(block, out_dtype):
-    """Centre of mass (row, column) of every pattern of ``block`` (patterns on the last two axes)."""
-    acc = np.float64 if block.dtype.kind == "f" else (np.int64 if block.dtype.kind == "i" else np.uint64)
-    rows = block.sum(axis=-1, dtype=acc).astype(np.float64)  # weight of each detector row
-    cols = block.sum(axis=-2, dtype=acc).astype(np.float64)  # weight of each detector column
-    total = rows.sum(axis=-1)
-    out = np.empty(block.shape[:-2] + (2,), dtype=out_dtype)
+def _moments(block, block_info=None):
+    """Total, row-weighted and column-weighted sums of every pattern of one chunk, detector indices global.
+
+    One matrix product per chunk: each detector row times [1, column index] gives the row's weight and
+    its column moment. Integer counts are exact in float64 (up to 2**53).
+    """
+    (y0, _), (x0, _) = block_info[0]["array-location"][-2:]
+    ky, kx = block.shape[-2:]
+    f = block.reshape(-1, ky, kx).astype(np.float64)
+    weights = np.stack([np.ones(kx), np.arange(x0, x0 + kx, dtype=np.float64)], axis=1)
+    per_row = f @ weights  # (patterns, ky, 2): row weight, column moment of the row
+    out = np.empty((f.shape[0], 3))
+    out[:, 0] = per_row[..., 0].sum(axis=-1)
+    out[:, 1] = per_row[..., 0] @ np.arange(y0, y0 + ky, dtype=np.float64)
+    out[:, 2] = per_row[..., 1].sum(axis=-1)
+    return out.reshape(block.shape[:-2] + (1, 1, 3))
+
+
+def _divide(moments, out_dtype):
     with np.errstate(invalid="ignore", divide="ignore"):  # an empty pattern gives nan, as scipy does
-        out[..., 0] = rows @ np.arange(rows.shape[-1], dtype=np.float64) / total
-        out[..., 1] = cols @ np.arange(cols.shape[-1], dtype=np.float64) / total
-    return out
+        return (moments[..., 1:] / moments[..., :1]).astype(out_dtype)
 
 
 def centre_of_mass(signal, dtype="float64"):
@@ -104,9 +114,10 @@ def centre_of_mass(signal, dtype="float64"):
 
     The same positions as ``signal.map(scipy.ndimage.center_of_mass,
     inplace=False)``: a signal with the navigation axes of ``signal`` and one
-    signal axis of length 2. Each chunk is reduced in one go (integer counts
-    are summed exactly, then weighted in float64); the detector axes are
-    joined into one chunk first if they are split, as ``map`` does.
+    signal axis of length 2. Each chunk is reduced to three sums per pattern
+    (weight, row moment, column moment) by one matrix product in float64,
+    whatever the chunking of the detector axes: nothing is rechunked, no
+    function is called per pattern.
     """
     import hyperspy.api as hs
 
@@ -117,11 +128,14 @@ def centre_of_mass(signal, dtype="float64"):
         raise ValueError(f"centre_of_mass needs 2D patterns; this signal has {signal.axes_manager.signal_dimension} "
                          "signal axes (transpose it with .T or pick a 2D signal).")
     nav = data.ndim - 2
-    if len(data.chunks[-1]) > 1 or len(data.chunks[-2]) > 1:
-        data = data.rechunk({nav: -1, nav + 1: -1})
     dtype = np.dtype(dtype)
-    com = data.map_blocks(_moments, out_dtype=dtype, dtype=dtype, drop_axis=nav + 1, chunks=data.chunks[:nav] + ((2,),),
-                          meta=np.empty((0,) * (nav + 1), dtype))
+    # per chunk: three sums per pattern; then added over the detector's chunks, then two divisions
+    parts = data.map_blocks(_moments, dtype=np.float64, new_axis=data.ndim,
+                            chunks=data.chunks[:nav] + tuple((1,) * len(c) for c in data.chunks[nav:]) + ((3,),),
+                            meta=np.empty((0,) * (data.ndim + 1)))
+    moments = parts.sum(axis=(nav, nav + 1))
+    com = moments.map_blocks(_divide, out_dtype=dtype, dtype=dtype, chunks=moments.chunks[:nav] + ((2,),),
+                             meta=np.empty((0,) * (nav + 1), dtype))
     out = hs.signals.Signal1D(com).as_lazy()  # a dask array is kept as it is: nothing computed
     for src, dst in zip(signal.axes_manager.navigation_axes, out.axes_manager.navigation_axes):
         for key in ("name", "units", "scale", "offset"):
