@@ -1,14 +1,14 @@
-"""The original workshop notebook's sequence on the manifest's workshop preset.
+"""The course's sequence against the original workshop notebook's, both run here on the same file.
 
-The steps of :mod:`benchmarks.pipeline`, in one fresh child process (Agg
-backend), each with its wall time, CPU time and peak RSS, against the
-original notebook's figures (2 cores, its own 7.27 GB stand-in). The work is
-the same or more: every pattern is reduced and every line profile fitted
-(440 x 128 = 56,320 here; the original fitted 510 x 128 = 65,280, so per
-profile it is compared by fits per second). HyperSpy's ``multifit`` runs
-side by side on a subset of the same profiles with the same starting values,
-for speed and agreement. The lazy sums from .zspy and .hspy follow, each in
-its own process.
+The steps of :mod:`benchmarks.pipeline` (the course's way) and of
+:mod:`benchmarks.original` (the original notebook's plain HyperSpy calls,
+pixel units on the detector) run one after the other in the same
+invocation, each in a fresh child process (Agg backend), each step with its
+wall time, CPU time and peak RSS; every ratio is course / original from this
+run. The plain lazy sums from .zspy and .hspy follow, each in its own
+process: the .zspy sum is the read floor that every whole-dataset pass is
+measured against. HyperSpy's ``multifit`` also runs beside the course's fast
+fit on a subset of the same profiles, for speed and agreement.
 """
 
 from __future__ import annotations
@@ -16,28 +16,16 @@ from __future__ import annotations
 
 from .harness import GB, Component, Context, Result, dataset, failed, ratio, run_child, target
 
-#: The original notebook: seconds and peak RSS (GB) per step, on 2 cores.
-ORIGINAL = {
-    "whole": (218.0, 5.06),
-    "plot": (3.3, None),
-    "adf": (10.4, 2.56),
-    "rebin": (20.6, 3.27),
-    "com": (13.2, None),
-    "com_threshold": (13.8, 5.06),
-    "crop_aligned": (1.5, None),
-    "crop_wider": (5.1, None),
-    "fit": (123.0, None),  # multifit of 65,280 profiles, about 530 fits/s on one core
-    "sum_zspy": (6.9, None),
-    "sum_hspy": (35.9, None),
-}
-ORIGINAL_PROFILES = 65280
-ORIGINAL_FITS_PER_S = 530.0
 STEPS = ["plot", "adf", "transpose", "rebin", "com", "com_threshold", "crops", "fit", "adf_roi"]
 RSS_TARGET_GB = 1.5
 #: Measured for comparison, outside the sequence: the ADF through CircleROI on
 #: lazy data, which lesson 03 shows and replaces by a ring mask.
 REFERENCE_ONLY = {"adf_roi"}
-WHOLE_TARGET_S = 110.0
+#: The whole course sequence, as a share of the original's time in the same run.
+WHOLE_TARGET = 0.2
+#: Steps that read the whole dataset, and their target in multiples of the read floor.
+FULL_PASSES = ("adf", "rebin", "com", "com_threshold")
+FLOOR_TARGET = 2.0
 
 
 def run(ctx: Context) -> Result:
@@ -52,36 +40,46 @@ def run(ctx: Context) -> Result:
                      "fit_subset": ctx.get("fit_subset", 2000)})
     if not res.get("ok"):
         return failed(res)
+    orig = run_child("benchmarks.original:child", {"path": str(path)})
+    if not orig.get("ok"):
+        return failed(orig)
+    sums = lazysum.measure(ctx, preset)
+    floor = next(r["seconds"] for r in sums["rows"] if r["name"] == "lazy sum from .zspy")
+    base = {r["key"]: r for r in orig["steps"]}
     rows, targets = [], []
     for r in res["steps"]:
         key = r.get("key")
-        base_s, base_rss = ORIGINAL.get(key, (None, None))
-        seconds = r["seconds"]
-        if key == "fit":  # same work per profile: compare time per profile
-            base_s_equal = base_s * r["profiles"] / ORIGINAL_PROFILES
-        else:
-            base_s_equal = base_s
-        row = {"name": r["step"], "key": key, "seconds": seconds, "cpu_seconds": r.get("cpu_seconds"),
-               "peak_rss_gb": r["peak_rss_gb"], "original_s": base_s, "original_rss_gb": base_rss,
-               "ratio": ratio(seconds, base_s_equal)}
+        b = base.get(key, {})
+        row = {"name": r["step"], "key": key, "seconds": r["seconds"], "cpu_seconds": r.get("cpu_seconds"),
+               "peak_rss_gb": r["peak_rss_gb"], "original_s": b.get("seconds"),
+               "original_rss_gb": b.get("peak_rss_gb"), "ratio": ratio(r["seconds"], b.get("seconds")),
+               "over_floor": ratio(r["seconds"], floor), "original_over_floor": ratio(b.get("seconds"), floor)}
         for extra in ("how", "profiles", "fits_per_s", "chunks_read", "chunks_total", "MB_read"):
             if extra in r:
                 row[extra] = r[extra]
         if key in REFERENCE_ONLY:
             row["not_in_whole"] = True
         rows.append(row)
-        if base_s_equal:
-            targets.append(target(f"{key}: time / original (equal work)", "<= 0.5", row["ratio"],
-                                  row["ratio"] <= 0.5))
+        if key in FULL_PASSES:
+            targets.append(target(f"{key}: time / read floor (lazy .zspy sum, same run)", f"<= {FLOOR_TARGET:g}",
+                                  row["over_floor"], row["over_floor"] is not None and row["over_floor"] <= FLOOR_TARGET))
     counted = [r for r in rows if not r.get("not_in_whole")]
     whole = sum(r["seconds"] for r in counted)
+    whole_orig = sum(r["seconds"] for r in orig["steps"])
     peak = max(r["peak_rss_gb"] for r in counted)
-    whole_cpu = sum(r["cpu_seconds"] or 0 for r in counted)
+    peak_orig = max(r["peak_rss_gb"] for r in orig["steps"])
+    whole_ratio = ratio(whole, whole_orig)
     rows.append({"name": "whole sequence", "key": "whole", "seconds": round(whole, 2),
-                 "cpu_seconds": round(whole_cpu, 1), "peak_rss_gb": peak,
-                 "original_s": ORIGINAL["whole"][0], "original_rss_gb": ORIGINAL["whole"][1],
-                 "ratio": ratio(whole, ORIGINAL["whole"][0])})
-    targets.append(target("whole sequence (s)", f"<= {WHOLE_TARGET_S:g}", round(whole, 1), whole <= WHOLE_TARGET_S))
+                 "cpu_seconds": round(sum(r["cpu_seconds"] or 0 for r in counted), 1), "peak_rss_gb": peak,
+                 "original_s": round(whole_orig, 2), "original_rss_gb": peak_orig, "ratio": whole_ratio})
+    for r in sums["rows"]:
+        if r["name"].startswith("lazy sum"):
+            rows.insert(-1, {"name": r["name"] + (" (read floor)" if "zspy" in r["name"] else ""),
+                             "key": "sum_" + r["name"].split(".")[-1], "seconds": r["seconds"],
+                             "peak_rss_gb": r["peak_rss_gb"], "over_floor": ratio(r["seconds"], floor),
+                             "GB/s": r["GB/s"], "not_in_whole": True})
+    targets.append(target("whole sequence / original's (same run)", f"<= {WHOLE_TARGET:g}", whole_ratio,
+                          whole_ratio is not None and whole_ratio <= WHOLE_TARGET))
     targets.append(target("peak RSS of any step (GB)", f"<= {RSS_TARGET_GB}", peak, peak <= RSS_TARGET_GB))
     mf = res.get("multifit_comparison")
     fit_row = next((r for r in rows if r["key"] == "fit"), None)
@@ -93,25 +91,23 @@ def run(ctx: Context) -> Result:
                               "(relative; centre relative to sigma)", "1.0",
                               round(mf["share_of_profiles_within_tolerance"], 4),
                               mf["share_of_profiles_within_tolerance"] >= 0.99))
-    out = {"ok": True, "preset": preset, "rows": rows, "targets": targets, "notes": _multifit_notes(mf),
-           "ratio_meaning": "time / the original notebook's time for the same work (< 1 = faster)",
-           "plot": {"value": "ratio", "label": "time / original notebook (equal work); target 0.5", "line": 0.5},
-           "details": {k: v for k, v in res.items() if k != "steps"}}
-    try:
-        sums = lazysum.measure(ctx, preset)
-        for r in sums["rows"]:
-            key = {"lazy sum from .zspy": "sum_zspy", "lazy sum from .hspy": "sum_hspy"}.get(r["name"])
-            base = ORIGINAL[key][0] if key else None
-            rows.insert(-1, {"name": r["name"], "key": key or "sum_numpy", "seconds": r["seconds"],
-                             "peak_rss_gb": r["peak_rss_gb"], "original_s": base,
-                             "ratio": ratio(r["seconds"], base), "GB/s": r["GB/s"], "not_in_whole": True})
-            if base:
-                rr = ratio(r["seconds"], base)
-                targets.append(target(f"{key}: time / original", "<= 0.5", rr, rr <= 0.5))
-        out["details"]["sums"] = sums
-    except Exception as e:  # noqa: BLE001 - the sequence above stands on its own
-        out["notes"].append(f"The lazy sums failed: {type(e).__name__}: {e}")
-    return out
+    _print(rows, targets)
+    return {"ok": True, "preset": preset, "rows": rows, "targets": targets, "notes": _multifit_notes(mf),
+            "ratio_meaning": "course time / the original notebook's time, both measured in this run (< 1 = faster)",
+            "plot": {"value": "ratio", "label": "course / original (same run)", "line": WHOLE_TARGET},
+            "details": {**{k: v for k, v in res.items() if k != "steps"}, "original": orig, "sums": sums}}
+
+
+def _print(rows, targets) -> None:
+    def num(v, fmt):
+        return format(v, fmt) if v is not None else "-".rjust(int(fmt.split(".")[0]))
+
+    print(f"   {'step':<78}{'course s':>9}{'orig. s':>9}{'ratio':>7}{'/floor':>8}")
+    for r in rows:
+        print(f"   {r['name'][:77]:<78}{num(r['seconds'], '9.2f')}{num(r.get('original_s'), '9.2f')}"
+              f"{num(r.get('ratio'), '7.2f')}{num(r.get('over_floor'), '8.2f')}")
+    for t in targets:
+        print(f"   [{'met' if t['met'] else 'NOT met'}] {t['what']}: {t['measured']} (target {t['target']})")
 
 
 def _multifit_notes(mf: dict | None) -> list[str]:
