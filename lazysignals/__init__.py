@@ -9,5 +9,9 @@ learners), ``cli`` (the command line).
 from .data import ground_truth, load, synthetic_path
 from .manifest import CourseDataError
 
+from .figures import use_course_figures
+
+use_course_figures()  # interactive figures whose pointer can be grabbed (lazysignals.figures)
+
 __all__ = ["load", "synthetic_path", "ground_truth", "CourseDataError"]
 __version__ = "0.1.0"

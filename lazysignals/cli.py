@@ -81,8 +81,9 @@ def cmd_start(args) -> int:
         print(f"Dataset ready: {synthetic_path(preset, fmt=fmt)}")
     env = dict(os.environ, **{PRESET_ENV: preset})
     root = manifest.REPO_ROOT
-    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}",
-           f"--ip={args.ip}", f"--port={args.port}"]
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ip={args.ip}", f"--port={args.port}"]
+    if not any(a.startswith("--ServerApp.root_dir=") for a in args.lab_args):
+        cmd.append(f"--ServerApp.root_dir={root}")  # the tests serve scratch copies instead
     if args.no_browser:
         cmd.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:

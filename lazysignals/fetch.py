@@ -498,7 +498,8 @@ def convert_big_film(src, dest, overwrite: bool = False, progress: bool = True) 
     s, chunk = course_crop(src, spec)
     try:
         with storage.atomic_target(dest, overwrite=overwrite) as tmp:
-            s.save(tmp, chunks=(chunk,) * 4, show_progressbar=progress, compressor=storage.course_compressor())
+            with storage.zarr2_notice_hidden():
+                s.save(tmp, chunks=(chunk,) * 4, show_progressbar=progress, compressor=storage.course_compressor())
             storage.verify_zspy(tmp)
             info = {"source": Path(src).name, "convert": _stamp_spec(spec), "chunk": chunk}
             storage.write_stamp(tmp, info)
