@@ -9,9 +9,11 @@ learners), ``cli`` (the command line).
 from .data import ground_truth, load, synthetic_path
 from .manifest import CourseDataError
 
+from .display import steady_progress_bar
 from .figures import use_course_figures
 
 use_course_figures()  # interactive figures whose pointer can be grabbed (lazysignals.figures)
+steady_progress_bar()  # no "5.27 sms" in a notebook (lazysignals.display)
 
 __all__ = ["load", "synthetic_path", "ground_truth", "CourseDataError"]
 __version__ = "0.1.0"
