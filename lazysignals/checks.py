@@ -263,6 +263,24 @@ def check_equal(got, expected, what: str = "your answer", hint: str = ""):
         _fail(what, e, g, hint)
 
 
+def check_runs(func, *args, what: str = "your function", hint: str = ""):
+    """Call the learner's function; an error inside it becomes a message, not a traceback.
+
+    Returns what the function returns.
+    """
+    try:
+        return func(*args)
+    except CheckFailed:
+        raise
+    except NotImplementedError as err:
+        if not str(err):
+            raise CheckFailed(f"{what}: {BLANK}") from None
+        raise
+    except Exception as err:  # the learner's code: any error is feedback
+        raise CheckFailed(f"{what} failed with {type(err).__name__}: {err}."
+                          + (f" Hint: {hint}" if hint else "")) from None
+
+
 def passed(what: str):
     """The line every exercise prints when its visible checks pass."""
     print(f"Well done: {what}")

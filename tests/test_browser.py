@@ -105,6 +105,16 @@ FIGURES_JS = """() => {
             title: (fig.querySelector('.jupyter-widgets.widget-label, .jupyter-matplotlib-header') || {}).textContent || ''};
   });
 }"""
+DRAWN_JS = """(i) => {
+  const nb = window.jupyterapp.shell.currentWidget.content.node;
+  const fig = nb.querySelectorAll('.jupyter-matplotlib-figure')[i];
+  for (const c of fig.querySelectorAll('canvas')) {
+    if (!c.width || !c.height) continue;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let k = 4; k < d.length; k += 4 * 97) if (d[k] !== d[0] || d[k+1] !== d[1] || d[k+2] !== d[2]) return true;
+  }
+  return false;
+}"""
 CLOSE_JS = """async () => {
   const w = window.jupyterapp.shell.currentWidget;
   await w.sessionContext.shutdown();
@@ -200,6 +210,9 @@ def photograph_figures(page, lesson):
         if info["area"] > 0:
             figure = figures.nth(i)
             figure.scroll_into_view_if_needed()
+            # A figure scrolled into view may be redrawn: wait for its picture.
+            page.wait_for_timeout(300)
+            page.wait_for_function(DRAWN_JS, arg=i, timeout=10_000)
             figure.screenshot(path=str(folder / f"figure-{i:02d}.png"))
     return found
 

@@ -79,3 +79,13 @@ def test_progress_bar_time_is_readable_after_a_shorter_time(capsys):
     for part in out.getvalue().split("\r")[1:]:
         shown = part + shown[len(part):]
     assert shown.rstrip().endswith("5.27 s"), shown
+
+
+def test_an_error_inside_the_learners_function_becomes_a_hint():
+    def by_position(signal):
+        return np.zeros((2, 2)).sum(axis=(2, 3))
+
+    with pytest.raises(checks.CheckFailed, match="single pattern failed with AxisError.*Hint: sum over"):
+        checks.check_runs(by_position, None, what="adf_image on a single pattern", hint="sum over them by name")
+    with pytest.raises(checks.CheckFailed, match="not answered yet"):
+        checks.check_runs(blank_template, None, what="adf_image")
