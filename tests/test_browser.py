@@ -115,11 +115,20 @@ DRAWN_JS = """(i) => {
   }
   return false;
 }"""
+# Close the lesson's tab as a learner does; the course's settings shut its kernel down.
 CLOSE_JS = """async () => {
-  const w = window.jupyterapp.shell.currentWidget;
-  await w.sessionContext.shutdown();
-  w.context.model.dirty = false;
-  w.dispose();
+  const app = window.jupyterapp;
+  const w = app.shell.currentWidget;
+  w.context.model.dirty = false;  // the scratch copy: no "save changes?" dialog
+  w.close();
+  for (let i = 0; i < 100; i++) {
+    await app.serviceManager.kernels.refreshRunning();
+    if (Array.from(app.serviceManager.kernels.running()).length === 0) return 0;
+    await new Promise(r => setTimeout(r, 200));
+  }
+  const left = Array.from(app.serviceManager.kernels.running()).length;
+  for (const k of app.serviceManager.kernels.running()) await app.serviceManager.kernels.shutdown(k.id);
+  return left;
 }"""
 
 
@@ -285,5 +294,6 @@ def test_lesson_runs_in_jupyterlab_without_errors_and_draws_every_figure(page, l
             assert after != before, f"dragging the navigator's pointer did not move it (indices {before})"
             assert redrawn, "the signal figure did not change when the pointer moved"
     finally:
-        page.evaluate(CLOSE_JS)
+        kernels_left = page.evaluate(CLOSE_JS)
         print(f"{lesson}: {time.perf_counter() - t0:.1f} s in the browser")
+    assert kernels_left == 0, f"closing the tab of {lesson} left {kernels_left} kernel(s) running"
