@@ -3,7 +3,8 @@
 Modules: ``manifest`` (the datasets the course knows), ``fetch`` (real data
 from Zenodo), ``synthetic`` (the 4D-STEM twin), ``storage`` (atomic writes,
 verification), ``data`` (what lessons call), ``checks`` (feedback for
-learners), ``cli`` (the command line).
+learners), ``figures`` (colour limits that show the data; a grabbable navigator
+pointer), ``display`` (dask's progress bar in a notebook), ``cli`` (the command line).
 """
 
 from .data import ground_truth, load, synthetic_path

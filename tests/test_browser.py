@@ -89,8 +89,10 @@ EXEC_JS = """async (code) => {
 # many different colours its canvases hold (1: nothing drawn).
 FIGURES_JS = """() => {
   const nb = window.jupyterapp.shell.currentWidget.content.node;
+  const cells = Array.from(nb.querySelectorAll('.jp-Cell'));
   return Array.from(nb.querySelectorAll('.jupyter-matplotlib-figure')).map((fig) => {
     const r = fig.getBoundingClientRect();
+    const cell = cells.indexOf(fig.closest('.jp-Cell'));
     let colours = 0, area = 0;
     for (const c of fig.querySelectorAll('canvas')) {
       const b = c.getBoundingClientRect();
@@ -101,7 +103,7 @@ FIGURES_JS = """() => {
       for (let i = 0; i < d.length && seen.size < 50; i += 4 * 97) seen.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
       colours = Math.max(colours, seen.size);
     }
-    return {width: r.width, height: r.height, area, colours,
+    return {cell, width: r.width, height: r.height, area, colours,
             title: (fig.querySelector('.jupyter-widgets.widget-label, .jupyter-matplotlib-header') || {}).textContent || ''};
   });
 }"""
@@ -221,7 +223,10 @@ def photograph_figures(page, lesson):
             figure.scroll_into_view_if_needed()
             # A figure scrolled into view may be redrawn: wait for its picture.
             page.wait_for_timeout(300)
-            page.wait_for_function(DRAWN_JS, arg=i, timeout=10_000)
+            try:
+                page.wait_for_function(DRAWN_JS, arg=i, timeout=10_000)
+            except Exception:
+                info["colours"] = 0  # blank once in view: reported by the caller
             figure.screenshot(path=str(folder / f"figure-{i:02d}.png"))
     return found
 
