@@ -14,7 +14,7 @@ import numpy as np
 #: The part of the data that must lie inside the colour limits (percentiles).
 LOW, HIGH = 2, 98
 #: The least part of the colour range that those percentiles must span.
-MIN_SPAN = 0.1
+MIN_SPAN = 0.25
 
 
 def _label(image) -> str:
@@ -29,7 +29,7 @@ def image_problem(image) -> str | None:
     """Say what is wrong with the colour limits of one matplotlib image, or None.
 
     The 2nd-98th percentile of the finite values shown must lie inside the
-    colour limits, and span at least a tenth of them; an image of one value
+    colour limits, and span at least a quarter of them; an image of one value
     everywhere is reported as flat. Colour (RGB) images are not checked.
     """
     data = np.ma.masked_invalid(np.ma.asarray(image.get_array(), dtype=float))
