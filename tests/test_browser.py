@@ -103,7 +103,7 @@ FIGURES_JS = """() => {
       for (let i = 0; i < d.length && seen.size < 50; i += 4 * 97) seen.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
       colours = Math.max(colours, seen.size);
     }
-    return {cell, width: r.width, height: r.height, area, colours,
+    return {cell, x: r.x, width: r.width, height: r.height, area, colours,
             title: (fig.querySelector('.jupyter-widgets.widget-label, .jupyter-matplotlib-header') || {}).textContent || ''};
   });
 }"""
@@ -169,7 +169,7 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(browser, lab):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1800, "height": 1000})
     page.goto(f"{lab['base']}/lab?token={lab['token']}", timeout=120_000)
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=120_000)
     page.wait_for_selector("#jp-main-statusbar", timeout=120_000)
