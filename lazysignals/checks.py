@@ -16,13 +16,32 @@ class CheckFailed(AssertionError):
     """A learner's answer is not right yet; the message says why and what to try."""
 
 
+BLANK = ("this exercise is not answered yet: write your answer in the exercise cell above "
+         "(in place of `raise NotImplementedError()`), run that cell, then run this one again.")
+
+
+def _from_a_cell(tb) -> bool:
+    """True when the innermost frame of ``tb`` is code typed in a notebook cell."""
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    name = tb.tb_frame.f_code.co_filename if tb is not None else ""
+    return "ipykernel_" in name or name.startswith("<ipython-input")
+
+
 def _show_check_failed(shell, etype, value, tb, tb_offset=None):
     """Show a failed check as its message, not as a traceback into this module.
 
+    The untouched exercise template (``raise NotImplementedError()`` typed in
+    a cell) is shown as the message :data:`BLANK`; any other error as usual.
     The cell still ends in an error, so nbgrader counts the test as failed,
     and the feedback it generates shows exactly this message.
     """
-    stb = [f"\x1b[0;31mCheckFailed\x1b[0m: {value}"]
+    if issubclass(etype, CheckFailed):
+        stb = [f"\x1b[0;31mCheckFailed\x1b[0m: {value}"]
+    elif issubclass(etype, NotImplementedError) and not str(value) and _from_a_cell(tb):
+        stb = [f"\x1b[0;31mNot answered yet\x1b[0m: {BLANK}"]
+    else:
+        stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
     shell._showtraceback(etype, value, stb)
     return stb
 
@@ -33,14 +52,35 @@ def _install_display():
     except NameError:
         return
     if shell is not None and hasattr(shell, "set_custom_exc"):
-        shell.set_custom_exc((CheckFailed,), _show_check_failed)
+        shell.set_custom_exc((CheckFailed, NotImplementedError), _show_check_failed)
 
 
 _install_display()
 
 
-def _fail(what: str, expected, got, hint: str = ""):
-    msg = f"{what}: expected {expected}, got {got}."
+def _direction(expected, got) -> str:
+    """ "too large" / "too small" for two numbers, with a word on the usual slips."""
+    try:
+        e, g = float(expected), float(got)
+    except (TypeError, ValueError):
+        return ""
+    if g == e:
+        return ""
+    words = " (too large)" if g > e else " (too small)"
+    if abs(g - e) == 1 and float(e).is_integer():
+        words += "; it is off by one: check where a range starts and whether its end is included"
+    elif e and g and (max(e, g) / min(e, g)) in (2, 4, 8) and e * g > 0:
+        words += "; it is off by a whole factor: check the bytes per value (the dtype) and each axis length"
+    return words
+
+
+def _fail(what: str, expected, got, hint: str = "", show_expected: bool = False):
+    """Raise CheckFailed; the expected value is shown only for what is not the answer (a shape)."""
+    if show_expected:
+        msg = f"{what}: expected {expected}, got {got}."
+    else:
+        shown = repr(got) if isinstance(got, str) else str(got)
+        msg = f"{what}: {shown} is not right yet{_direction(expected, got)}."
     if hint:
         msg += f" Hint: {hint}"
     raise CheckFailed(msg)
@@ -60,14 +100,22 @@ def is_lazy(obj) -> bool:
     return isinstance(obj, da.Array)
 
 
+def _blank(value) -> bool:
+    """The exercise template: a function whose whole body raises NotImplementedError."""
+    code = getattr(value, "__code__", None)
+    return code is not None and tuple(code.co_names) == ("NotImplementedError",)
+
+
 def check_defined(namespace: dict, *names: str):
-    """Check that the exercise's variables exist (the learner ran the cell)."""
+    """Check that the exercise's variables exist and are answered (the learner ran the cell)."""
+    blank = [n for n in names if n in namespace and _blank(namespace[n])]
+    if blank:
+        raise CheckFailed(f"{', '.join(blank)}: {BLANK}")
     missing = [n for n in names if n not in namespace or namespace[n] is None]
     if missing:
         raise CheckFailed(
-            f"{', '.join(missing)} is not defined yet (or is None). Write the exercise's "
-            "answer in the cell above and run it, then run this cell again. Remember that "
-            "HyperSpy's compute() returns None: keep the signal, not what compute() returns."
+            f"{', '.join(missing)} is not defined yet (or is None): {BLANK} "
+            "Remember that HyperSpy's compute() returns None: keep the signal, not what compute() returns."
         )
 
 
@@ -80,9 +128,9 @@ def check_lazy(obj, what: str = "your result"):
         )
     if not is_lazy(obj):
         raise CheckFailed(
-            f"{what} is already computed ({type(obj).__name__}) - keep it lazy. "
-            "Remove the .compute() (or np.asarray, .data[...] in memory) so that only the "
-            "last step reads the data."
+            f"{what} is already in memory ({type(obj).__name__}) - keep it lazy. Open the file "
+            "with lazy=True, and leave out .compute(), np.asarray() or anything else that makes "
+            "numbers before the last step, so that only the last step reads the data."
         )
 
 
@@ -104,7 +152,7 @@ def check_shape(obj, expected, what: str = "the shape"):
         hint = ""
         if sorted(got) == sorted(expected):
             hint = "the lengths are right but in another order: check the axis order (try .T)."
-        _fail(what, expected, got, hint)
+        _fail(what, expected, got, hint, show_expected=True)
 
 
 def check_dtype(obj, allowed, what: str = "the dtype", hint: str = ""):
@@ -121,13 +169,14 @@ def check_close(got, expected, what: str = "the values", rtol: float = 1e-6, ato
     got_arr = np.asarray(_data(got), dtype=float)
     exp_arr = np.asarray(_data(expected), dtype=float)
     if got_arr.shape != exp_arr.shape:
-        _fail(f"{what} (shape)", exp_arr.shape, got_arr.shape, hint)
+        _fail(f"{what} (shape)", exp_arr.shape, got_arr.shape, hint, show_expected=True)
     bad = ~np.isclose(got_arr, exp_arr, rtol=rtol, atol=atol, equal_nan=True)
     if bad.any():
         i = np.unravel_index(np.argmax(bad), bad.shape) if bad.ndim else ()
+        where = f" first at index {tuple(int(v) for v in i)}:" if bad.ndim else ""
         raise CheckFailed(
-            f"{what}: {int(bad.sum())} of {bad.size} values differ from the reference; "
-            f"first at index {tuple(int(v) for v in i)}: expected {exp_arr[i]:.6g}, got {got_arr[i]:.6g}."
+            f"{what}: {int(bad.sum())} of {bad.size} values are not right yet;{where} "
+            f"{got_arr[i]:.6g}{_direction(exp_arr[i], got_arr[i])}."
             + (f" Hint: {hint}" if hint else "")
         )
 
@@ -182,7 +231,7 @@ def check_correlated(got, reference, min_r: float = 0.9, what: str = "your map",
     g = np.asarray(_data(got), dtype=float).ravel()
     r_ = np.asarray(_data(reference), dtype=float).ravel()
     if g.shape != r_.shape:
-        _fail(f"{what} (size)", r_.shape, g.shape, "compare maps of the same scan.")
+        _fail(f"{what} (size)", r_.shape, g.shape, "compare maps of the same scan.", show_expected=True)
     ok = np.isfinite(g) & np.isfinite(r_)
     if g[ok].std() == 0:
         raise CheckFailed(f"{what} is constant: it shows no structure at all.")
@@ -212,6 +261,29 @@ def check_equal(got, expected, what: str = "your answer", hint: str = ""):
         if not hint and isinstance(g, tuple) and isinstance(e, tuple) and sorted(g) == sorted(e):
             hint = "the items are right but in another order (numpy order is the reverse of HyperSpy's)."
         _fail(what, e, g, hint)
+
+
+def check_runs(func, *args, what: str = "your function", hint: str = ""):
+    """Call the learner's function; an error inside it becomes a message, not a traceback.
+
+    Returns what the function returns.
+    """
+    try:
+        return func(*args)
+    except CheckFailed:
+        raise
+    except NotImplementedError as err:
+        if not str(err):
+            raise CheckFailed(f"{what}: {BLANK}") from None
+        raise
+    except Exception as err:  # the learner's code: any error is feedback
+        raise CheckFailed(f"{what} failed with {type(err).__name__}: {err}."
+                          + (f" Hint: {hint}" if hint else "")) from None
+
+
+def passed(what: str):
+    """The line every exercise prints when its visible checks pass."""
+    print(f"Well done: {what}")
 
 
 def check_choice(answer, options, what: str = "your choice"):

@@ -79,8 +79,9 @@ def _formats(text: str) -> list[str]:
 
 
 def _lab_command(root: Path, args) -> list[str]:
-    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}",
-           f"--ip={args.ip}", f"--port={args.port}"]
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ip={args.ip}", f"--port={args.port}"]
+    if not any(a.startswith("--ServerApp.root_dir=") for a in args.lab_args):
+        cmd.append(f"--ServerApp.root_dir={root}")  # the tests serve scratch copies instead
     if args.no_browser:
         cmd.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:

@@ -152,7 +152,8 @@ def convert(src, dest, dataset: manifest.Dataset, overwrite: bool = False, progr
     s, chunk = course_crop(src, convert_spec(dataset))
     try:
         with storage.atomic_target(dest, overwrite=overwrite) as tmp:
-            s.save(tmp, chunks=(chunk,) * 4, show_progressbar=progress, compressor=storage.course_compressor())
+            with storage.zarr2_notice_hidden():
+                s.save(tmp, chunks=(chunk,) * 4, show_progressbar=progress, compressor=storage.course_compressor())
             storage.verify_zspy(tmp)
             storage.write_stamp(tmp, dict(_stamp(dataset), chunk=chunk))
     finally:

@@ -143,6 +143,8 @@ def load(name: str | None = None, fmt: str = "zspy", seed: int | None = None, la
     """
     import hyperspy.api as hs
 
+    # Lessons save .zspy copies too (lesson 04): no zarr 2 notice for those either.
+    storage.hide_zarr2_notice()
     (path,) = prepare(name, formats=(fmt,), seed=seed).values()
     return hs.load(path, lazy=lazy)
 

@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import shutil
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,6 +51,30 @@ def course_compressor():
     from numcodecs import Blosc
 
     return Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)
+
+#: What zarr 2.18 says on the first .zspy that RosettaSciIO writes in a process.
+ZARR2_NOTICE = "The NestedDirectoryStore is deprecated"
+
+
+def hide_zarr2_notice() -> None:
+    """Stop RosettaSciIO's .zspy writer from showing zarr 2's deprecation notice.
+
+    RosettaSciIO writes ``.zspy`` through zarr 2's ``NestedDirectoryStore``
+    (it cannot write with zarr 3), so the course pins ``zarr<3`` and zarr
+    announces, in a pink box, a removal that nobody in the course can act on.
+    Only that message, from RosettaSciIO, is hidden; every other warning shows.
+    """
+    warnings.filterwarnings("ignore", message=ZARR2_NOTICE, category=FutureWarning, module=r"rsciio\.")
+
+
+@contextmanager
+def zarr2_notice_hidden():
+    """:func:`hide_zarr2_notice` for the course's own writes only."""
+    with warnings.catch_warnings():
+        hide_zarr2_notice()
+        yield
+
+
 #: The stamp of a finished dataset: inside a .zspy, beside a file (``.<name>.lazysignals.json``).
 STAMP_NAME = "lazysignals.json"
 

@@ -615,7 +615,8 @@ def generate(
             if progress:
                 print(f"Writing {final} ({preset.nbytes / 1e9:.2f} GB uncompressed)")
             extra = {"compressor": storage.course_compressor()} if fmt == "zspy" else {}
-            s.save(tmp, chunks=preset.chunks, show_progressbar=progress, **extra)
+            with storage.zarr2_notice_hidden():
+                s.save(tmp, chunks=preset.chunks, show_progressbar=progress, **extra)
         storage.write_stamp(final, stamp(preset, seed))
     return finals
 

@@ -30,14 +30,19 @@ def _wait_until_listening(port: int, seconds: float = 60) -> None:
 
 
 @contextmanager
-def course_jupyterlab(tmp_path, preset="ci", lab_args=(), start_args=()):
+def course_jupyterlab(tmp_path, preset="ci", lab_args=(), start_args=(), data=None):
     """Run ``python -m lazysignals start --no-browser [START_ARGS]`` on 127.0.0.1; yield its URL.
 
-    The server, its kernels and their children are stopped afterwards.
+    JupyterLab keeps its user settings, workspaces and runtime files in
+    ``tmp_path``, never in the user's own folders, so a test leaves no tab
+    open in the next ``course.py start``. The server, its kernels and their
+    children are stopped afterwards.
     """
     port = free_port()
-    env = {**os.environ, "LAZYSIGNALS_DATA": str(tmp_path / "data"), "LAZYSIGNALS_PRESET": preset,
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    env = {**os.environ, "LAZYSIGNALS_DATA": str(data or tmp_path / "data"), "LAZYSIGNALS_PRESET": preset,
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-user-settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces")}
     cmd = [sys.executable, "-m", "lazysignals", "start", "--no-browser", "--port", str(port), *start_args]
     if lab_args:
         cmd += ["--", *lab_args]
