@@ -48,6 +48,8 @@ def _fail(what: str, expected, got, hint: str = ""):
 
 def _data(obj):
     """The array behind a HyperSpy signal, or the object itself."""
+    if isinstance(obj, np.ndarray):  # its .data is a raw memory buffer, not the values
+        return obj
     return getattr(obj, "data", obj)
 
 
