@@ -26,6 +26,20 @@ class Reads:
         return f"{self.chunks} chunks, {self.bytes / 1e6:.1f} MB read from the store in {self.seconds:.2f} s"
 
 
+def _counted(original, reads, lock):
+    """``original`` (a store's ``__getitem__``) that also counts the data chunks it hands out."""
+    def getitem(self, key):
+        value = original(self, key)
+        name = key.rsplit("/", 1)[-1]
+        if not name.startswith("."):  # .zarray, .zattrs: metadata, not data
+            with lock:
+                reads.chunks += 1
+                reads.bytes += len(value)
+                reads.keys.add(key)
+        return value
+    return getitem
+
+
 @contextmanager
 def count_reads():
     """Count the data chunks and (compressed) bytes read from zarr stores.
@@ -46,20 +60,8 @@ def count_reads():
     classes = [zs.DirectoryStore, zs.ZipStore]
     originals = {cls: cls.__getitem__ for cls in classes}
 
-    def wrap(original):
-        def getitem(self, key):
-            value = original(self, key)
-            name = key.rsplit("/", 1)[-1]
-            if not name.startswith("."):
-                with lock:
-                    reads.chunks += 1
-                    reads.bytes += len(value)
-                    reads.keys.add(key)
-            return value
-        return getitem
-
     for cls in classes:
-        cls.__getitem__ = wrap(originals[cls])
+        cls.__getitem__ = _counted(originals[cls], reads, lock)
     t0 = time.perf_counter()
     try:
         yield reads
@@ -106,6 +108,16 @@ def _release_free_memory():
         pass
 
 
+def _sample(process, mem, stop, interval):
+    """Keep the largest resident memory of ``process`` in ``mem.peak`` until ``stop`` is set."""
+    while True:
+        rss = process.memory_info().rss
+        if rss > mem.peak:
+            mem.peak = rss
+        if stop.wait(interval):
+            break
+
+
 @contextmanager
 def peak_memory(interval=0.002, release=True):
     """Measure the peak resident memory of this process while the block runs.
@@ -133,16 +145,8 @@ def peak_memory(interval=0.002, release=True):
     mem = PeakMemory()
     mem.start = mem.peak = process.memory_info().rss
     stop = threading.Event()
-
-    def sample():
-        while True:
-            rss = process.memory_info().rss
-            if rss > mem.peak:
-                mem.peak = rss
-            if stop.wait(interval):
-                break
-
-    thread = threading.Thread(target=sample, name="peak_memory", daemon=True)
+    thread = threading.Thread(target=_sample, args=(process, mem, stop, interval),
+                              name="peak_memory", daemon=True)
     thread.start()
     t0 = time.perf_counter()
     try:

@@ -67,6 +67,17 @@ def test_metadata_files_are_not_counted_as_chunks(tmp_path, plain_store):
     assert reads.chunks == 0 and reads.bytes == 0 and not reads.keys
 
 
+def test_arrays_inside_groups_count_chunks_not_metadata(tmp_path):
+    # A .zspy keeps its data at Experiments/<title>/data: keys with folders in them.
+    group = zarr.open_group(str(tmp_path / "nested.zspy"), mode="w")
+    group.create_dataset("Experiments/scan/data", data=_values(), chunks=CHUNKS, compressor=None)
+    with count_reads() as reads:
+        arr = zarr.open_group(str(tmp_path / "nested.zspy"), mode="r")["Experiments/scan/data"]
+        arr[0:4, 0:8]
+    assert reads.keys == {"Experiments/scan/data/0.0"}
+    assert reads.chunks == 1 and reads.bytes == CHUNK_BYTES
+
+
 def test_compressed_bytes_are_the_sizes_of_the_chunk_files_read(compressed_store):
     x = da.from_zarr(zarr.open_array(str(compressed_store), mode="r"))
     with count_reads() as reads:
