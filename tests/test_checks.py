@@ -334,3 +334,87 @@ def test_inside_ipython_failed_checks_use_the_short_display(monkeypatch):
     monkeypatch.setattr(builtins, "get_ipython", lambda: None, raising=False)
     checks._install_display()  # no shell: nothing to do, no error
     assert len(registered) == 1
+
+
+# answers of the wrong kind get a check's message, not a Python error
+
+def test_a_none_among_the_numbers_is_reported_as_a_difference():
+    with pytest.raises(CheckFailed, match="1 of 2 values differ"):
+        checks.check_close([1.0, None], [1.0, 2.0])
+    with pytest.raises(CheckFailed, match="does not follow the expected pattern"):
+        checks.check_correlated([3.0, None, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0])
+
+
+def test_a_number_where_a_tuple_is_expected_is_a_plain_difference():
+    with pytest.raises(CheckFailed, match=r"expected \(5,\), got 5\."):
+        checks.check_equal(5, (5,))
+
+
+def test_numpy_integers_in_a_tuple_are_shown_as_plain_numbers_and_floats_kept():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_equal((np.int64(6), np.int64(4)), (4, 6))
+    assert "got (6, 4)." in str(e.value)
+    checks.check_equal((1.5, 2), (1.5, 2))
+    with pytest.raises(CheckFailed):
+        checks.check_equal((1.5, 2), (1, 2))
+
+
+def test_defaults_name_the_result_generically():
+    with pytest.raises(CheckFailed, match="^your result is already computed"):
+        checks.check_lazy(np.zeros(2))
+    with pytest.raises(CheckFailed, match="^the values: 1 of 1 values differ"):
+        checks.check_close(1.0, 2.0)
+    with pytest.raises(CheckFailed, match="^your choice is 'E'"):
+        checks.check_choice("E", ["A"])
+    with pytest.raises(CheckFailed) as e:
+        checks.check_dtype(np.zeros(2, dtype="int8"), "uint8")
+    assert str(e.value) == "the dtype: expected uint8, got int8."
+
+
+def test_hints_reach_the_message_of_a_shape_or_size_mismatch():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_close(np.zeros(3), np.zeros(4), "the profile", hint="sum over ky only.")
+    assert str(e.value) == "the profile (shape): expected (4,), got (3,). Hint: sum over ky only."
+    with pytest.raises(CheckFailed) as e:
+        checks.check_correlated(np.ones(5), np.arange(4.0))
+    assert str(e.value) == "your map (size): expected (4,), got (5,). Hint: compare maps of the same scan."
+
+
+def test_nan_pixels_are_left_out_of_the_correlation_not_hiding_a_wrong_map():
+    ref = np.arange(20.0)
+    wrong = -ref
+    wrong[3] = np.nan
+    with pytest.raises(CheckFailed, match="correlation -1.00"):
+        checks.check_correlated(wrong, ref)
+
+
+def test_a_correlation_equal_to_the_minimum_passes():
+    ref = np.arange(20.0)
+    got = ref + np.where(np.arange(20) % 3, 4.0, -4.0)
+    r = float(np.corrcoef(got, ref)[0, 1])
+    checks.check_correlated(got, ref, min_r=r)
+
+
+def test_a_shell_without_custom_exceptions_is_left_alone(monkeypatch):
+    import builtins
+
+    monkeypatch.setattr(builtins, "get_ipython", lambda: object(), raising=False)
+    checks._install_display()
+
+
+def skewed_detector(kx_size, ky_size, scale=0.5):
+    """Axes whose centre is off zero, with the nearest edge on a chosen side."""
+    s = hs.signals.Signal2D(np.zeros((2, 2, ky_size, kx_size), dtype="uint16"))
+    for ax, offset in zip(s.axes_manager.signal_axes, (-3.3, 2.1)):
+        ax.scale, ax.offset, ax.units = scale, offset, "mrad"
+    s.metadata.set_item("Acquisition_instrument.TEM.convergence_angle", 1.0)
+    return s
+
+
+@pytest.mark.parametrize("kx_size, ky_size", [(30, 34), (34, 30), (31, 35), (35, 31)])
+def test_the_outer_radius_may_reach_the_nearest_edge_on_any_side(kx_size, ky_size):
+    s = skewed_detector(kx_size, ky_size)
+    edge = 0.5 * min(n // 2 if side == 0 else n - 1 - n // 2 for n in (kx_size, ky_size) for side in (0, 1))
+    checks.check_annulus(s, 2.0, edge)
+    with pytest.raises(CheckFailed, match="from the centre: take it from the signal axes"):
+        checks.check_annulus(s, 2.0, edge + 0.01)

@@ -136,6 +136,11 @@ def test_reads_time_the_block_and_say_what_was_read(plain_store):
     assert str(reads) == f"6 chunks, {6 * CHUNK_BYTES / 1e6:.1f} MB read from the store in {reads.seconds:.2f} s"
 
 
+def test_reads_text_gives_megabytes_to_one_decimal():
+    r = Reads(chunks=3, bytes=2_050_001, seconds=0.5)
+    assert str(r) == "3 chunks, 2.1 MB read from the store in 0.50 s"
+
+
 def test_reads_start_empty():
     r = Reads()
     assert (r.chunks, r.bytes, r.seconds, r.keys) == (0, 0, 0.0, set())
@@ -206,6 +211,20 @@ def test_peak_memory_text_gives_the_increase_in_mib_and_the_time():
     assert mem.increase == 35 * MiB
     assert str(mem) == "peak +35 MiB above the start, 0.4 s"
     assert MiB == 2**20
+
+
+def test_release_free_memory_asks_glibc_to_return_all_free_memory(monkeypatch):
+    import ctypes
+
+    asked = []
+
+    class Libc:
+        def malloc_trim(self, pad):
+            asked.append(pad)
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: asked.append(name) or Libc())
+    measure._release_free_memory()
+    assert asked == ["libc.so.6", 0]  # no padding kept
 
 
 def test_release_free_memory_works_without_glibc(monkeypatch):
