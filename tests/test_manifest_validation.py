@@ -185,8 +185,11 @@ def test_unknown_names_list_the_valid_ones_and_how_to_list_them():
         manifest.get_preset("huge")
     assert str(e.value) == ("There is no preset called 'huge'. Valid presets: binder, ci, large, workshop. "
                             "List them with: python -m lazysignals data --list")
-    with pytest.raises(KeyError):  # still a KeyError for code that expects one
+    with pytest.raises(KeyError) as e:  # still a KeyError for code that expects one
         manifest.get_dataset("feal")
+    assert str(e.value) == ("There is no dataset called 'feal'. Valid datasets: "
+                            f"{', '.join(sorted(manifest.datasets()))}. "
+                            "List them with: python -m lazysignals data --list")
     assert manifest.get_dataset("big-film").record == 4727847
 
 
