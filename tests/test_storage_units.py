@@ -59,7 +59,7 @@ def test_empty_chunk_files_count_as_missing(tmp_path):
     data = small_zspy(tmp_path / "a.zspy")
     chunk_files(data)[0].write_bytes(b"")
     chunk_files(data)[5].write_bytes(b"")
-    with pytest.raises(CourseDataError, match="2 of 16 chunks are missing or empty"):
+    with pytest.raises(CourseDataError, match="is incomplete: 2 of 16 chunks are missing or empty"):
         storage.verify_zspy(tmp_path / "a.zspy")
 
 
@@ -71,6 +71,18 @@ def test_a_damaged_chunk_is_found_by_the_deep_check_only(tmp_path):
     with pytest.raises(CourseDataError) as e:
         storage.verify_zspy(tmp_path / "a.zspy", deep=True)
     assert f"chunk {damaged.name} cannot be read" in str(e.value)
+
+
+@pytest.mark.parametrize("separator, key", [("/", "1/1/1/1"), (".", "1.1.1.1"), (None, "1.1.1.1")])
+def test_a_damaged_chunk_is_named_as_zarr_names_it(tmp_path, separator, key):
+    data = small_zspy(tmp_path / "a.zspy", separator=separator or ".")
+    if separator is None:  # arrays written before zarr recorded the separator
+        meta = json.loads((data / ".zarray").read_text())
+        del meta["dimension_separator"]
+        (data / ".zarray").write_text(json.dumps(meta))
+    (data / key).write_bytes(b"garbage")
+    with pytest.raises(CourseDataError, match=f"chunk {key} cannot be read"):
+        storage.verify_zspy(tmp_path / "a.zspy", deep=True)
 
 
 def test_a_damaged_array_description_is_named(tmp_path):
@@ -183,12 +195,13 @@ Usage = collections.namedtuple("Usage", "total used free")
 
 
 def test_free_space_check_passes_with_enough_room_and_names_both_numbers_without(tmp_path, monkeypatch):
-    monkeypatch.setattr(storage.shutil, "disk_usage", lambda path: Usage(10**10, 0, 2 * 10**9))
-    storage.check_free_space(tmp_path / "new", 2 * 10**9)  # exactly enough
-    assert (tmp_path / "new").is_dir()  # made, ready to write into
+    free = 1_005_000_001
+    monkeypatch.setattr(storage.shutil, "disk_usage", lambda path: Usage(10**10, 0, free))
+    storage.check_free_space(tmp_path / "new" / "deeper", free)  # exactly enough
+    assert (tmp_path / "new" / "deeper").is_dir()  # made, ready to write into
     with pytest.raises(CourseDataError) as e:
-        storage.check_free_space(tmp_path, 2 * 10**9 + 1)
-    assert str(e.value).startswith(f"Not enough free disk space in {tmp_path}: 2.00 GB needed, 2.00 GB free.")
+        storage.check_free_space(tmp_path, 2_005_000_001)
+    assert str(e.value).startswith(f"Not enough free disk space in {tmp_path}: 2.01 GB needed, 1.01 GB free.")
     assert "--dest" in str(e.value)
 
 
