@@ -47,6 +47,9 @@ def test_validated_entries_have_the_types_the_package_uses():
     assert isinstance(ci.navigation_shape, tuple) and isinstance(ci.chunk, int)
     assert isinstance(ci.scan_scale_nm, float) and isinstance(ci.defects, bool)
     assert ci.name == "ci" and ci.dtype == "uint16"
+    entry = raw()["presets"]["ci"]
+    assert ci.description == entry["description"] and ci.seed == entry["seed"] == 2019
+    assert (ci.detector_scale_mrad, ci.dose, ci.defects) == (0.32, 60.0, True)
     assert m["default_preset"] == "binder"
     feal = m["datasets"]["feal-stripes"]
     assert feal.name == "feal-stripes" and feal.record == 14113591 and feal.convert is None
