@@ -88,6 +88,8 @@ def _fail(what: str, expected, got, hint: str = "", show_expected: bool = False)
 
 def _data(obj):
     """The array behind a HyperSpy signal, or the object itself."""
+    if isinstance(obj, np.ndarray):  # its .data is a raw memory buffer, not the values
+        return obj
     return getattr(obj, "data", obj)
 
 

@@ -32,6 +32,20 @@ class Reads:
         return f"{self.chunks} chunks, {self.bytes / 1e6:.1f} MB read from the store in {self.seconds:.2f} s"
 
 
+def _counted(original, reads, lock):
+    """``original`` (a store's ``__getitem__``) that also counts the data chunks it hands out."""
+    def getitem(self, key):
+        value = original(self, key)
+        name = key.rsplit("/", 1)[-1]
+        if not name.startswith("."):  # .zarray, .zattrs: metadata, not data
+            with lock:
+                reads.chunks += 1
+                reads.bytes += len(value)
+                reads.keys.add(key)
+        return value
+    return getitem
+
+
 @contextmanager
 def count_reads():
     """Count the data chunks and (compressed) bytes read from zarr stores.
@@ -52,20 +66,8 @@ def count_reads():
     classes = [zs.DirectoryStore, zs.ZipStore]
     originals = {cls: cls.__getitem__ for cls in classes}
 
-    def wrap(original):
-        def getitem(self, key):
-            value = original(self, key)
-            name = key.rsplit("/", 1)[-1]
-            if not name.startswith("."):
-                with lock:
-                    reads.chunks += 1
-                    reads.bytes += len(value)
-                    reads.keys.add(key)
-            return value
-        return getitem
-
     for cls in classes:
-        cls.__getitem__ = wrap(originals[cls])
+        cls.__getitem__ = _counted(originals[cls], reads, lock)
     t0 = time.perf_counter()
     try:
         yield reads
@@ -127,6 +129,16 @@ def _rss(process, of: str) -> int:
     return total
 
 
+def _sample(process, of, mem, stop, interval):
+    """Keep the largest resident memory of ``process`` (or its children) in ``mem.peak`` until ``stop`` is set."""
+    while True:
+        rss = _rss(process, of)
+        if rss > mem.peak:
+            mem.peak = rss
+        if stop.wait(interval):
+            break
+
+
 @contextmanager
 def peak_memory(interval=0.002, release=True, of="self"):
     """Measure the peak resident memory of this process while the block runs.
@@ -158,16 +170,8 @@ def peak_memory(interval=0.002, release=True, of="self"):
     mem = PeakMemory()
     mem.start = mem.peak = _rss(process, of)
     stop = threading.Event()
-
-    def sample():
-        while True:
-            rss = _rss(process, of)
-            if rss > mem.peak:
-                mem.peak = rss
-            if stop.wait(interval):
-                break
-
-    thread = threading.Thread(target=sample, name="peak_memory", daemon=True)
+    thread = threading.Thread(target=_sample, args=(process, of, mem, stop, interval),
+                              name="peak_memory", daemon=True)
     thread.start()
     t0 = time.perf_counter()
     try:

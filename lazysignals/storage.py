@@ -100,7 +100,7 @@ def remove(path: Path) -> None:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # pragma: no mutate (another signal would really be sent)
     except ProcessLookupError:
         return False
     except (PermissionError, OSError):

@@ -14,13 +14,16 @@ ROOT = Path(__file__).resolve().parent.parent
 # Packages conda needs that pip gets another way: the interpreter and pip
 # themselves, and h5py, which pip gets through rosettasciio's hdf5 extra.
 CONDA_ONLY = {"python", "pip", "h5py"}
+# Extras for developers of the course, not for attendees nor Binder.
+DEVELOPER_EXTRAS = {"mutation"}
 
 
 def pip_requirements():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"])
-    for extra in project["optional-dependencies"].values():
-        reqs += extra
+    for name, extra in project["optional-dependencies"].items():
+        if name not in DEVELOPER_EXTRAS:
+            reqs += extra
     # An extra that includes another ("lazysignals[site]") adds no package of its own.
     return {Requirement(r).name.lower(): Requirement(r) for r in reqs
             if Requirement(r).name != project["name"]}

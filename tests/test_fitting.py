@@ -1,8 +1,8 @@
 """The vectorised Gaussian fit of lazysignals.fitting (lesson 08)."""
 
 import dask.array as da
+import hyperspy.api as hs
 import numpy as np
-import pytest
 
 from lazysignals import fitting
 
@@ -45,7 +45,6 @@ def test_fit_keeps_leading_dimensions_and_converges_from_poor_starting_values():
 
 
 def test_fit_agrees_with_hyperspy_multifit_within_tolerance():
-    hs = pytest.importorskip("hyperspy.api")
     x, y, _ = noisy_gaussians(24, seed=2)
     s = hs.signals.Signal1D(y.reshape(4, 6, -1))
     s.axes_manager[-1].scale, s.axes_manager[-1].offset = DX, X[0]
@@ -61,7 +60,6 @@ def test_fit_agrees_with_hyperspy_multifit_within_tolerance():
 
 
 def test_lazy_wrapper_stays_lazy_and_gives_the_numpy_result():
-    hs = pytest.importorskip("hyperspy.api")
     x, y, _ = noisy_gaussians(120, seed=3)
     y = y.reshape(10, 12, -1)
     s = hs.signals.Signal1D(da.from_array(y, chunks=(4, 5, 16))).as_lazy()

@@ -1,9 +1,12 @@
 """The lessons as nbgrader assignments: one source, and graded as intended.
 
-Executing every solution notebook is nbval's job (pytest collects
-solutions/ with --nbval-lax, see pyproject.toml); here we check that the
-student notebooks are exactly what nbgrader generates from the sources,
-that the sources get full marks and the untouched student versions 0.
+Here we check that the student notebooks are exactly what nbgrader
+generates from the sources, that the sources get full marks and the
+untouched student versions 0. Grading the source is also the suite's one
+execution of each solution notebook: every cell, not only the graded ones,
+must run without an error, so a claim a lesson asserts in a cell ("equal:",
+"same positions:") fails here when it stops being true. (nbval runs the
+same notebooks on request: pytest --nbval-lax solutions/05_rebinning.)
 """
 
 import json
@@ -54,6 +57,14 @@ def test_student_notebooks_are_exactly_what_nbgrader_generates(tmp_path):
         )
 
 
+def _errors_in_every_cell(notebook):
+    """(cell index, first line of its source, error) of each cell that raised."""
+    nb = json.loads(notebook.read_text())
+    return [(i, ("".join(c["source"]).strip().splitlines() or [""])[0], f"{o['ename']}: {o['evalue']}")
+            for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
 def _graded(lesson, tmp_path):
     sol = REPO_ROOT / "solutions" / lesson / f"{lesson}.ipynb"
     student = REPO_ROOT / "notebooks" / lesson / f"{lesson}.ipynb"
@@ -67,6 +78,10 @@ def test_solution_scores_full_marks_and_blank_student_notebook_scores_zero(lesso
     assert len(sol.tests) >= 2, f"{lesson} needs at least two graded exercises"
     failed = {g: sol.messages.get(g) for g, (s, m) in sol.tests.items() if s != m}
     assert not failed, f"the solution of {lesson} loses points: {failed}\n{sol.log[-3000:]}"
+    executed = tmp_path / "autograded" / "solution" / lesson / f"{lesson}.ipynb"
+    assert executed.exists(), f"nbgrader left no executed copy of the solution at {executed}"
+    errors = _errors_in_every_cell(executed)
+    assert not errors, f"cells of the solution of {lesson} raised (index, first line, error): {errors}"
     assert set(blank.tests) == set(sol.tests), f"the blank {lesson} was not graded to the end"
     scored = {g: s for g, (s, m) in blank.tests.items() if s}
     assert not scored, f"the untouched student {lesson} scores points: {scored}"

@@ -34,7 +34,36 @@ def test_real_datasets_name_their_zenodo_record_and_a_way_to_verify():
     for d in ds.values():
         assert d.url == f"https://zenodo.org/records/{d.record}/files/{d.file}"
         assert d.doi.endswith(str(d.record))
-    assert ds["feal-stripes"].known_hash == "md5:702cb0c8ff75062c0cb23b3722c2f859"
+    assert ds["feal-stripes"].known_hash, "the feal-stripes file must be checked on download"
+
+
+def test_known_hashes_are_md5_digests_and_a_download_must_match_them(tmp_path, monkeypatch):
+    import functools
+    import re
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from lazysignals import fetch
+
+    for d in manifest.datasets().values():
+        assert d.known_hash is None or re.fullmatch(r"md5:[0-9a-f]{32}", d.known_hash), d.name
+    # The manifest's own hash, against a file served from here whose md5 differs.
+    feal = manifest.get_dataset("feal-stripes")
+    served = tmp_path / "served" / "records" / str(feal.record) / "files" / feal.file
+    served.parent.mkdir(parents=True)
+    served.write_bytes(b"not the published file")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "served"))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        monkeypatch.setenv(fetch.ZENODO_ENV, f"http://127.0.0.1:{httpd.server_address[1]}")
+        monkeypatch.setenv(fetch.RETRIES_ENV, "0")
+        with pytest.raises(CourseDataError, match="did not match its checksum"):
+            fetch.dataset_path("feal-stripes", dest=tmp_path / "data", progress=False)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert not (tmp_path / "data" / feal.file).exists()
 
 
 def test_unknown_preset_lists_the_valid_ones():

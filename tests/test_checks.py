@@ -1,0 +1,420 @@
+"""The checks behind the lessons' visible feedback: each passes a right answer
+quietly and fails a typical mistake with a message that names what was
+expected, what was found, and (where one helps) what to try.
+
+Assertions look for the numbers and names a learner needs in the message,
+not for its exact wording.
+"""
+
+import dask.array as da
+import hyperspy.api as hs
+import numpy as np
+import pytest
+
+from lazysignals import checks
+from lazysignals.checks import CheckFailed
+
+
+def lazy_signal(shape=(4, 6, 8, 8), chunks=4):
+    return hs.signals.Signal2D(da.zeros(shape, dtype="uint16", chunks=chunks)).as_lazy()
+
+
+def test_a_failed_check_is_an_assertion_error_so_nbgrader_counts_it():
+    assert issubclass(CheckFailed, AssertionError)
+
+
+# is_lazy, check_lazy, check_computed
+
+def test_is_lazy_tells_lazy_signals_and_dask_arrays_from_computed_data():
+    s = lazy_signal()
+    assert checks.is_lazy(s) is True
+    assert checks.is_lazy(s.data) is True
+    assert checks.is_lazy(hs.signals.Signal2D(np.zeros((2, 2)))) is False
+    assert checks.is_lazy(np.zeros(3)) is False
+    assert checks.is_lazy(None) is False
+
+
+def test_check_lazy_passes_a_lazy_result_and_names_a_computed_one():
+    checks.check_lazy(lazy_signal())
+    checks.check_lazy(da.zeros(3))
+    with pytest.raises(CheckFailed, match=r"^the crop is already computed \(ndarray\).*compute\(\)"):
+        checks.check_lazy(np.zeros(3), "the crop")
+    with pytest.raises(CheckFailed, match=r"^the crop is None.*returns None"):
+        checks.check_lazy(None, "the crop")
+
+
+def test_check_computed_passes_numbers_in_memory_and_names_a_lazy_result():
+    checks.check_computed(np.zeros(3))
+    with pytest.raises(CheckFailed, match=r"^the image is still lazy.*\.compute\(\)"):
+        checks.check_computed(lazy_signal(), "the image")
+    with pytest.raises(CheckFailed, match=r"^the image is None"):
+        checks.check_computed(None, "the image")
+    with pytest.raises(CheckFailed, match="^your result is still lazy"):
+        checks.check_computed(da.zeros(3))
+
+
+# check_defined
+
+def test_check_defined_names_every_missing_or_none_variable():
+    checks.check_defined({"a": 1, "b": 0}, "a", "b")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_defined({"a": 1, "b": None}, "a", "b", "c")
+    assert str(e.value).startswith("b, c is not defined yet")
+    assert "compute() returns None" in str(e.value)
+
+
+# check_shape, check_dtype
+
+def test_check_shape_accepts_arrays_signals_and_nested_lists():
+    checks.check_shape(np.zeros((2, 3)), (2, 3))
+    checks.check_shape(lazy_signal(), [4, 6, 8, 8])
+    checks.check_shape([[1, 2, 3], [4, 5, 6]], (2, 3))
+
+
+def test_check_shape_says_expected_and_got_and_spots_a_transpose():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_shape(np.zeros((3, 2)), (2, 3), "the image")
+    assert str(e.value).startswith("the image: expected (2, 3), got (3, 2).")
+    assert "another order" in str(e.value) and ".T" in str(e.value)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_shape(np.zeros((3, 3)), (2, 3))
+    assert str(e.value) == "the shape: expected (2, 3), got (3, 3)."
+
+
+def test_check_dtype_lists_the_allowed_types():
+    checks.check_dtype(np.zeros(2, dtype="uint32"), ["uint32", "uint64"])
+    checks.check_dtype(lazy_signal(), "uint16")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_dtype(np.zeros(2, dtype="uint16"), ["uint32", "uint64"], hint="a bin can overflow.")
+    assert str(e.value) == "the dtype: expected uint32 or uint64, got uint16. Hint: a bin can overflow."
+
+
+# check_close
+
+def test_check_close_accepts_values_within_tolerance():
+    checks.check_close([1.0, 2.0], np.array([1.0, 2.0 + 1e-9]))
+    checks.check_close(np.array([1.0, np.nan]), [1.0, np.nan])  # NaN where NaN is expected
+    checks.check_close(1.05, 1.0, rtol=0.1)
+    checks.check_close(0.01, 0.0, atol=0.02)
+    checks.check_close(hs.signals.Signal1D(np.ones(3)), np.ones(3))
+
+
+def test_check_close_counts_the_differences_and_shows_the_first():
+    got = np.zeros((2, 3))
+    got[1, 2] = 5.0
+    got[1, 0] = 4.0
+    with pytest.raises(CheckFailed) as e:
+        checks.check_close(got, np.zeros((2, 3)), "the sums", hint="sum over the signal axes.")
+    msg = str(e.value)
+    assert msg.startswith("the sums: 2 of 6 values differ from the reference; first at index (1, 0): "
+                          "expected 0, got 4.")
+    assert msg.endswith("Hint: sum over the signal axes.")
+
+
+def test_check_close_tolerances_are_the_ones_given():
+    with pytest.raises(CheckFailed):
+        checks.check_close(1.05, 1.0, rtol=0.01)
+    with pytest.raises(CheckFailed):
+        checks.check_close(0.03, 0.0, atol=0.02)
+    with pytest.raises(CheckFailed):
+        checks.check_close(1.0 + 2e-6, 1.0)  # the default rtol is 1e-6
+    with pytest.raises(CheckFailed):
+        checks.check_close(np.nan, 1.0)
+
+
+def test_check_close_of_a_scalar_shows_its_value():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_close(3.0, 2.0, "the radius")
+    assert str(e.value) == ("the radius: 1 of 1 values differ from the reference; first at index (): "
+                            "expected 2, got 3.")
+
+
+def test_check_close_reports_a_shape_mismatch_first():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_close(np.zeros(3), np.zeros(4), "the profile")
+    assert str(e.value) == "the profile (shape): expected (4,), got (3,)."
+
+
+# source_chunks_read, check_read_fraction
+
+def test_source_chunks_read_counts_the_chunks_a_crop_needs():
+    s = lazy_signal(shape=(4, 6, 16, 16), chunks=(4, 6, 4, 4))  # 4 x 4 chunks on the detector
+    assert checks.source_chunks_read(s.isig[4:12, 4:12], s) == (4, 16)
+    assert checks.source_chunks_read(s.isig[3:13, 3:13], s) == (16, 16)
+    assert checks.source_chunks_read(s.isig[0, 0], s.data) == (1, 16)
+    assert checks.source_chunks_read(s.sum(axis=(2, 3)).data, s) == (16, 16)
+    assert checks.source_chunks_read(lazy_signal(), s) == (0, 16)  # made from another array
+
+
+def test_check_read_fraction_passes_an_aligned_crop():
+    s = lazy_signal(shape=(4, 6, 16, 16), chunks=(4, 6, 4, 4))
+    checks.check_read_fraction(s.isig[4:12, 4:12], s, 0.25)
+
+
+def test_check_read_fraction_says_how_to_align_a_crop_that_reads_too_much():
+    s = lazy_signal(shape=(4, 6, 16, 16), chunks=(4, 6, 4, 4))
+    with pytest.raises(CheckFailed) as e:
+        checks.check_read_fraction(s.isig[3:13, 3:13], s, 0.25, "the crop")
+    msg = str(e.value)
+    assert msg.startswith("the crop reads 16 of 16 chunks (100%); the goal is 25%.")
+    assert "multiples of the chunk size (4 detector pixels here)" in msg
+
+
+def test_check_read_fraction_says_when_a_crop_reads_too_little():
+    s = lazy_signal(shape=(4, 6, 16, 16), chunks=(4, 6, 4, 4))
+    with pytest.raises(CheckFailed) as e:
+        checks.check_read_fraction(s.isig[4:8, 4:8], s, 0.25)
+    assert str(e.value).startswith("your crop reads 1 of 16 chunks (6%); the goal is 25%.")
+    assert "reads less than asked" in str(e.value)
+
+
+def test_check_read_fraction_refuses_a_crop_of_a_copy_or_a_computed_one():
+    s = lazy_signal(shape=(4, 6, 16, 16), chunks=(4, 6, 4, 4))
+    copy = hs.signals.Signal2D(da.ones((4, 6, 16, 16), dtype="uint16", chunks=(4, 6, 4, 4))).as_lazy()
+    with pytest.raises(CheckFailed, match="^the crop reads none of the dataset's chunks.*s.isig"):
+        checks.check_read_fraction(copy.isig[4:12, 4:12], s, 0.25, "the crop")
+    with pytest.raises(CheckFailed, match="^the crop is already computed"):
+        checks.check_read_fraction(np.zeros(3), s, 0.25, "the crop")
+
+
+# check_correlated
+
+def test_check_correlated_passes_a_map_that_follows_the_reference():
+    ref = np.arange(20.0).reshape(4, 5)
+    checks.check_correlated(2 * ref + 1, ref)
+    checks.check_correlated(-ref, ref, sign_free=True)
+    noisy = ref + np.where(np.arange(20).reshape(4, 5) % 2, 3.0, -3.0)
+    checks.check_correlated(noisy, ref, min_r=0.8)
+    with_nan = ref.copy()
+    with_nan[0, 0] = np.nan
+    checks.check_correlated(with_nan, ref)  # NaN pixels are left out
+
+
+def test_check_correlated_gives_the_correlation_found_and_needed():
+    ref = np.arange(20.0).reshape(4, 5)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_correlated(-ref, ref, what="the domain map")
+    assert str(e.value).startswith("the domain map does not follow the expected pattern: "
+                                   "correlation -1.00, at least 0.90 needed.")
+    noisy = ref + np.where(np.arange(20).reshape(4, 5) % 2, 30.0, -30.0)
+    r = np.corrcoef(noisy.ravel(), ref.ravel())[0, 1]
+    with pytest.raises(CheckFailed, match=f"correlation {r:.2f}, at least 0.95 needed"):
+        checks.check_correlated(noisy, ref, min_r=0.95)
+    checks.check_correlated(noisy, ref, min_r=round(r, 2) - 0.01)
+
+
+def test_check_correlated_refuses_a_constant_map_and_a_map_of_another_size():
+    ref = np.arange(20.0).reshape(4, 5)
+    with pytest.raises(CheckFailed, match="^the map is constant"):
+        checks.check_correlated(np.ones((4, 5)), ref, what="the map")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_correlated(np.ones((5, 5)), ref)
+    assert str(e.value).startswith("your map (size): expected (20,), got (25,).")
+
+
+# check_equal
+
+def test_check_equal_compares_numbers_tuples_and_lists_alike():
+    checks.check_equal(np.int64(3), 3)
+    checks.check_equal([4, 6], (4, 6))
+    checks.check_equal((np.int32(4), np.int64(6)), (4, 6))
+    checks.check_equal("B", "B")
+
+
+def test_check_equal_says_expected_and_got_and_spots_the_reversed_order():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_equal((6, 4), (4, 6), "the navigation shape")
+    msg = str(e.value)
+    assert msg.startswith("the navigation shape: expected (4, 6), got (6, 4).")
+    assert "another order" in msg and "reverse of HyperSpy's" in msg
+    with pytest.raises(CheckFailed) as e:
+        checks.check_equal(np.int64(5), 4, "the count", hint="count the chunks.")
+    assert str(e.value) == "the count: expected 4, got 5. Hint: count the chunks."
+    with pytest.raises(CheckFailed) as e:
+        checks.check_equal((6, 4), (4, 6), hint="mine.")
+    assert str(e.value) == "your answer: expected (4, 6), got (6, 4). Hint: mine."
+    with pytest.raises(CheckFailed) as e:
+        checks.check_equal((4, 5), (4, 6))
+    assert "Hint" not in str(e.value)
+
+
+# check_choice
+
+def test_check_choice_accepts_a_letter_in_any_case_and_spacing():
+    checks.check_choice(" b ", ["A", "B", "C", "D"])
+    checks.check_choice("C", ["a", "b", "c"])
+
+
+def test_check_choice_shows_the_letters_to_write():
+    for bad in ("E", 2, None):
+        with pytest.raises(CheckFailed) as e:
+            checks.check_choice(bad, ["A", "B"], "faster_format")
+        assert str(e.value).startswith(f"faster_format is {bad!r}; write one of 'A', 'B' as a string")
+
+
+# check_annulus
+
+def detector(scale=0.5, size=32, convergence=2.0, shift=None):
+    s = hs.signals.Signal2D(np.zeros((2, 2, size, size), dtype="uint16"))
+    for ax in s.axes_manager.signal_axes:
+        ax.scale, ax.offset, ax.units = scale, -scale * (size // 2), "mrad"
+    s.metadata.set_item("Acquisition_instrument.TEM.convergence_angle", convergence)
+    if shift is not None:
+        s.metadata.set_item("Sample.ground_truth.shift_x", np.full((2, 2), shift[0]))
+        s.metadata.set_item("Sample.ground_truth.shift_y", np.full((2, 2), shift[1]))
+    return s
+
+
+def test_check_annulus_accepts_a_ring_between_the_disk_and_the_edge():
+    s = detector()  # centre at 0 mrad, nearest edge 7.5 mrad away, disk radius 2 mrad
+    checks.check_annulus(s, 4.0, 7.5)
+    checks.check_annulus(s, 2.25, 7.5)  # just clears the disk and its half-pixel edge
+    checks.check_annulus(s, "4", np.float32(6.5))
+
+
+def test_check_annulus_refuses_a_ring_the_disk_reaches():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_annulus(detector(), 2.2, 7.5)
+    assert str(e.value).startswith("inner radius 2.200 mrad: the bright-field disk (radius 2.000) wanders "
+                                   "by up to 0.000 mrad, so it reaches 2.250 mrad")
+
+
+def test_check_annulus_takes_the_disks_wander_from_the_ground_truth():
+    s = detector(shift=(3.0, 4.0))  # moves 5 pixels = 2.5 mrad
+    with pytest.raises(CheckFailed, match="wanders by up to 2.500 mrad, so it reaches 4.750 mrad"):
+        checks.check_annulus(s, 4.0, 7.5)
+    checks.check_annulus(s, 4.75, 7.5)
+
+
+def test_check_annulus_refuses_a_ring_past_the_detector_edge():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_annulus(detector(), 4.0, 7.6)
+    assert str(e.value).startswith("outer radius 7.600 mrad goes past the detector edge, 7.500 mrad from the centre")
+
+
+def test_check_annulus_needs_a_ring_two_pixels_wide():
+    checks.check_annulus(detector(), 6.5, 7.5)  # exactly 2 pixels
+    with pytest.raises(CheckFailed) as e:
+        checks.check_annulus(detector(), 7.0, 7.5)
+    assert str(e.value).startswith("the ring is 1.0 pixels wide; make it at least 2 pixels (1.000 mrad)")
+
+
+def test_check_annulus_says_the_radii_must_be_numbers():
+    with pytest.raises(CheckFailed, match="^the radii should be two numbers, got 'wide' and None"):
+        checks.check_annulus(detector(), "wide", None)
+
+
+# how a failed check looks in a notebook
+
+def test_a_failed_check_shows_its_message_not_a_traceback():
+    shown = []
+
+    class Shell:
+        def _showtraceback(self, etype, value, stb):
+            shown.append((etype, value, stb))
+
+    err = CheckFailed("the crop reads 16 of 16 chunks")
+    stb = checks._show_check_failed(Shell(), CheckFailed, err, None)
+    assert stb == ["\x1b[0;31mCheckFailed\x1b[0m: the crop reads 16 of 16 chunks"]
+    assert shown == [(CheckFailed, err, stb)]
+
+
+def test_inside_ipython_failed_checks_use_the_short_display(monkeypatch):
+    import builtins
+
+    registered = []
+
+    class Shell:
+        def set_custom_exc(self, types, handler):
+            registered.append((types, handler))
+
+    monkeypatch.setattr(builtins, "get_ipython", lambda: Shell(), raising=False)
+    checks._install_display()
+    assert registered == [((CheckFailed,), checks._show_check_failed)]
+    monkeypatch.setattr(builtins, "get_ipython", lambda: None, raising=False)
+    checks._install_display()  # no shell: nothing to do, no error
+    assert len(registered) == 1
+
+
+# answers of the wrong kind get a check's message, not a Python error
+
+def test_a_none_among_the_numbers_is_reported_as_a_difference():
+    with pytest.raises(CheckFailed, match="1 of 2 values differ"):
+        checks.check_close([1.0, None], [1.0, 2.0])
+    with pytest.raises(CheckFailed, match="does not follow the expected pattern"):
+        checks.check_correlated([3.0, None, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0])
+
+
+def test_a_number_where_a_tuple_is_expected_is_a_plain_difference():
+    with pytest.raises(CheckFailed, match=r"expected \(5,\), got 5\."):
+        checks.check_equal(5, (5,))
+
+
+def test_numpy_integers_in_a_tuple_are_shown_as_plain_numbers_and_floats_kept():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_equal((np.int64(6), np.int64(4)), (4, 6))
+    assert "got (6, 4)." in str(e.value)
+    checks.check_equal((1.5, 2), (1.5, 2))
+    with pytest.raises(CheckFailed):
+        checks.check_equal((1.5, 2), (1, 2))
+
+
+def test_defaults_name_the_result_generically():
+    with pytest.raises(CheckFailed, match="^your result is already computed"):
+        checks.check_lazy(np.zeros(2))
+    with pytest.raises(CheckFailed, match="^the values: 1 of 1 values differ"):
+        checks.check_close(1.0, 2.0)
+    with pytest.raises(CheckFailed, match="^your choice is 'E'"):
+        checks.check_choice("E", ["A"])
+    with pytest.raises(CheckFailed) as e:
+        checks.check_dtype(np.zeros(2, dtype="int8"), "uint8")
+    assert str(e.value) == "the dtype: expected uint8, got int8."
+
+
+def test_hints_reach_the_message_of_a_shape_or_size_mismatch():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_close(np.zeros(3), np.zeros(4), "the profile", hint="sum over ky only.")
+    assert str(e.value) == "the profile (shape): expected (4,), got (3,). Hint: sum over ky only."
+    with pytest.raises(CheckFailed) as e:
+        checks.check_correlated(np.ones(5), np.arange(4.0))
+    assert str(e.value) == "your map (size): expected (4,), got (5,). Hint: compare maps of the same scan."
+
+
+def test_nan_pixels_are_left_out_of_the_correlation_not_hiding_a_wrong_map():
+    ref = np.arange(20.0)
+    wrong = -ref
+    wrong[3] = np.nan
+    with pytest.raises(CheckFailed, match="correlation -1.00"):
+        checks.check_correlated(wrong, ref)
+
+
+def test_a_correlation_equal_to_the_minimum_passes():
+    ref = np.arange(20.0)
+    got = ref + np.where(np.arange(20) % 3, 4.0, -4.0)
+    r = float(np.corrcoef(got, ref)[0, 1])
+    checks.check_correlated(got, ref, min_r=r)
+
+
+def test_a_shell_without_custom_exceptions_is_left_alone(monkeypatch):
+    import builtins
+
+    monkeypatch.setattr(builtins, "get_ipython", lambda: object(), raising=False)
+    checks._install_display()
+
+
+def skewed_detector(kx_size, ky_size, scale=0.5):
+    """Axes whose centre is off zero, with the nearest edge on a chosen side."""
+    s = hs.signals.Signal2D(np.zeros((2, 2, ky_size, kx_size), dtype="uint16"))
+    for ax, offset in zip(s.axes_manager.signal_axes, (-3.3, 2.1)):
+        ax.scale, ax.offset, ax.units = scale, offset, "mrad"
+    s.metadata.set_item("Acquisition_instrument.TEM.convergence_angle", 1.0)
+    return s
+
+
+@pytest.mark.parametrize("kx_size, ky_size", [(30, 34), (34, 30), (31, 35), (35, 31)])
+def test_the_outer_radius_may_reach_the_nearest_edge_on_any_side(kx_size, ky_size):
+    s = skewed_detector(kx_size, ky_size)
+    edge = 0.5 * min(n // 2 if side == 0 else n - 1 - n // 2 for n in (kx_size, ky_size) for side in (0, 1))
+    checks.check_annulus(s, 2.0, edge)
+    with pytest.raises(CheckFailed, match="from the centre: take it from the signal axes"):
+        checks.check_annulus(s, 2.0, edge + 0.01)
