@@ -1,0 +1,514 @@
+"""Hidden tests in two halves, so that a learner's code cannot change their verdict.
+
+A judged test cell ends with ``lazysignals.judges.probe(LESSON, GRADE_ID, globals())``.
+
+- The **probe** runs in the learner's kernel. It calls the learner's function
+  on inputs that the grader drew at grading time (from a seed the kernel
+  never sees) and exports what came back as plain data (numbers, arrays,
+  shapes, dtypes, the chunks the result reads): never pickles.
+- The **judge** runs in the grading process, which never runs the learner's
+  code. It reads the inputs it wrote itself, computes the reference values
+  and decides. Its verdict is what nbgrader records for the cell
+  (:class:`lazysignals.sandbox.SandboxedExecute`).
+
+Outside grading (the instructor running a solution notebook, nbval), the
+probe makes inputs from a fixed seed and judges at once, so the solutions
+check the judges.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+
+MIME = "application/vnd.lazysignals.probe+json"
+INPUTS_ENV = "LAZYSIGNALS_INPUTS"
+_KINDS = "biuf"
+
+
+class Failed(AssertionError):
+    """A judge's verdict: what is wrong, in words a learner understands."""
+
+
+# ------------------------------------------------------------ plain data
+
+def pack(value):
+    """JSON-able copy of numbers, strings, lists, dicts and numeric arrays."""
+    if isinstance(value, dict):
+        return {str(k): pack(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [pack(v) for v in value]
+    if isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype.kind in _KINDS:
+        a = np.ascontiguousarray(value)
+        return {"__nd__": a.dtype.str, "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode()}
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return str(value)
+
+
+def unpack(value):
+    """Inverse of :func:`pack`; arrays only of numeric dtypes."""
+    if isinstance(value, dict):
+        if "__nd__" in value:
+            dtype = np.dtype(str(value["__nd__"]))
+            if dtype.kind not in _KINDS:
+                raise ValueError(f"dtype {dtype} is not allowed")
+            shape = tuple(int(n) for n in value["shape"])
+            return np.frombuffer(base64.b64decode(value["b64"]), dtype=dtype).reshape(shape)
+        return {k: unpack(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unpack(v) for v in value]
+    return value
+
+
+def _attempt(fn, *args):
+    """Call the learner's function; an exception becomes a message."""
+    try:
+        return fn(*args), None
+    except Exception as e:  # noqa: BLE001 (any error of the learner's code)
+        return None, f"{type(e).__name__}: {e}"
+
+
+def source_chunks(result, source) -> list:
+    """Indices of the chunks of ``source`` (a dask array) that ``result`` reads."""
+    from dask.core import flatten
+    from dask.optimization import cull
+
+    data = getattr(result, "data", result)
+    if not hasattr(data, "__dask_graph__"):
+        return []
+    needed, _ = cull(dict(data.__dask_graph__()), list(flatten(data.__dask_keys__())))
+    return sorted(list(k[1:]) for k in needed if isinstance(k, tuple) and k and k[0] == source.name)
+
+
+def _is_lazy(obj) -> bool:
+    import dask.array as da
+
+    return bool(getattr(obj, "_lazy", False)) and isinstance(getattr(obj, "data", None), da.Array)
+
+
+def _unreadable(shape, dtype, chunks):
+    """A lazy array whose every read raises: a function that computes fails."""
+    import dask.array as da
+
+    def never(block_info=None):
+        raise RuntimeError("the data was read: this must be worked out from the axes alone")
+
+    return da.map_blocks(never, dtype=dtype, chunks=da.core.normalize_chunks(chunks, shape),
+                         meta=np.empty((0,) * len(shape), dtype=dtype))
+
+
+def _signal(array, chunks, scale=1.0, offset=0.0):
+    import dask.array as da
+    import hyperspy.api as hs
+
+    data = array if isinstance(array, da.Array) else da.from_array(array, chunks=chunks)
+    sig = hs.signals.Signal2D(data).as_lazy()
+    for ax in sig.axes_manager.signal_axes:
+        ax.scale, ax.offset = float(scale), float(offset)
+    return sig
+
+
+# ---------------------------------------------------------------- judges
+
+class Judge:
+    """One hidden test: ``inputs(rng)`` and ``judge`` run in the grader, ``probe`` in the kernel."""
+
+    lesson = ""
+    grade_id = ""
+    function = ""
+
+    def inputs(self, rng) -> dict:
+        raise NotImplementedError
+
+    def probe(self, fn, inp: dict) -> dict:
+        raise NotImplementedError
+
+    def judge(self, inp: dict, out: dict) -> None:
+        raise NotImplementedError
+
+
+class QuarterCrop(Judge):
+    lesson, grade_id, function = "07_cropping", "test_quarter_crop", "quarter_crop"
+
+    def inputs(self, rng):
+        out = {}
+        for k in range(3):
+            c = int(rng.integers(3, 13))
+            ny, nx = int(rng.integers(2, 5)), int(rng.integers(2, 6))
+            out[f"arr{k}"] = rng.integers(0, 1000, size=(ny, nx, 4 * c, 4 * c)).astype(np.uint16)
+            out[f"chunk{k}"] = c
+            out[f"scale{k}"] = float(rng.uniform(0.05, 0.5))
+            out[f"offset{k}"] = float(-2 * c * out[f"scale{k}"] + rng.uniform(-0.1, 0.1))
+        return out
+
+    def probe(self, fn, inp):
+        res = []
+        for k in range(3):
+            c = int(inp[f"chunk{k}"])
+            sig = _signal(inp[f"arr{k}"], (2, 2, c, c), inp[f"scale{k}"], inp[f"offset{k}"])
+            crop, err = _attempt(fn, sig)
+            if err:
+                res.append({"error": err})
+                continue
+            one = getattr(crop, "data", np.zeros(0))[0, 0]
+            res.append({"lazy": _is_lazy(crop), "shape": list(np.shape(getattr(crop, "data", None))),
+                        "offsets": [float(a.offset) for a in crop.axes_manager.signal_axes],
+                        "chunks": source_chunks(crop, sig.data),
+                        "values": np.asarray(one.compute() if hasattr(one, "compute") else one)})
+        return {"cases": res}
+
+    def judge(self, inp, out):
+        for k, got in enumerate(out["cases"]):
+            if "error" in got:
+                raise Failed(f"quarter_crop raised {got['error']}")
+            arr, c = inp[f"arr{k}"], int(inp[f"chunk{k}"])
+            ny, nx, side = arr.shape[0], arr.shape[1], arr.shape[2]
+            if not got["lazy"]:
+                raise Failed("quarter_crop must return a lazy signal (do not compute it)")
+            if tuple(got["shape"]) != (ny, nx, side // 2, side // 2):
+                raise Failed(f"on a {side} x {side} detector with chunks of {c}, the crop has shape "
+                             f"{tuple(got['shape'])}, not {(ny, nx, side // 2, side // 2)}")
+            want = sorted([i, j, a, b] for i in range(-(-ny // 2)) for j in range(-(-nx // 2))
+                          for a in (1, 2) for b in (1, 2))
+            if [list(map(int, x)) for x in got["chunks"]] != want:
+                raise Failed(f"on a detector with chunks of {c}, the crop reads {len(got['chunks'])} "
+                             f"chunks of the data instead of the {len(want)} of the central quarter: "
+                             "align the crop to the chunk edges")
+            start = float(inp[f"offset{k}"]) + c * float(inp[f"scale{k}"])
+            if not np.allclose(got["offsets"], [start, start]):
+                raise Failed("the crop's axes do not start at the first pixel of the second chunk")
+            if not np.array_equal(got["values"], arr[0, 0, c:3 * c, c:3 * c]):
+                raise Failed("the cropped values are not the central quarter of the pattern")
+
+
+class FractionRead(Judge):
+    lesson, grade_id, function = "07_cropping", "test_fraction_read", "fraction_read"
+
+    def inputs(self, rng):
+        size = rng.integers(1, 400, 200)
+        chunk = np.array([rng.integers(1, n + 1) for n in size])
+        start = np.array([rng.integers(0, n) for n in size])
+        stop = np.array([rng.integers(a + 1, n + 1) for a, n in zip(start, size)])
+        return {"cases": np.stack([start, stop, chunk, size], axis=1).astype(np.int64)}
+
+    def probe(self, fn, inp):
+        got = []
+        for start, stop, chunk, size in inp["cases"].tolist():
+            v, err = _attempt(fn, start, stop, chunk, size)
+            if err:
+                return {"error": err}
+            got.append(float(v))
+        return {"got": np.asarray(got, dtype=float)}
+
+    def judge(self, inp, out):
+        if "error" in out:
+            raise Failed(f"fraction_read raised {out['error']}")
+        for (start, stop, chunk, size), got in zip(inp["cases"].tolist(), out["got"]):
+            touched = (stop - 1) // chunk - start // chunk + 1
+            want = touched / -(-size // chunk)
+            if not np.isclose(got, want):
+                raise Failed(f"fraction_read({start}, {stop}, {chunk}, {size}) gave {got:.4g}; "
+                             "count the chunks the slice touches, the last one may be shorter")
+
+
+_UNSIGNED = ("uint8", "uint16", "uint32", "uint64")
+
+
+def _safe(dtype, factor):
+    top = int(factor) * int(np.iinfo(dtype).max)
+    return next(np.dtype(t) for t in _UNSIGNED if top <= np.iinfo(t).max)
+
+
+class SafeDtype(Judge):
+    lesson, grade_id, function = "05_rebinning", "safe_dtype_test", "safe_dtype"
+
+    def inputs(self, rng):
+        cases = []
+        for i, dt in enumerate(_UNSIGNED[:3]):
+            for t in _UNSIGNED[i:3]:
+                edge = np.iinfo(t).max // np.iinfo(dt).max
+                cases += [(i, edge), (i, edge + 1)]
+            cases += [(i, int(rng.integers(1, 5000)))]
+        return {"cases": np.asarray(cases, dtype=np.int64)}
+
+    def probe(self, fn, inp):
+        got = []
+        for i, factor in inp["cases"].tolist():
+            v, err = _attempt(fn, _UNSIGNED[i], factor)
+            if err:
+                return {"error": err}
+            got.append(str(np.dtype(v)))
+        return {"got": got}
+
+    def judge(self, inp, out):
+        if "error" in out:
+            raise Failed(f"safe_dtype raised {out['error']}")
+        for (i, factor), got in zip(inp["cases"].tolist(), out["got"]):
+            want = _safe(_UNSIGNED[i], factor)
+            if np.dtype(got) != want:
+                raise Failed(f"safe_dtype('{_UNSIGNED[i]}', {factor}): expected {want}, got {got}")
+
+
+class RebinnedNbytes(Judge):
+    lesson, grade_id, function = "05_rebinning", "rebinned_nbytes_test", "rebinned_nbytes"
+    _dtypes = ("uint8", "uint16", "uint32", "uint64", "float32", "float64")
+
+    def inputs(self, rng):
+        scale = rng.integers(1, 6, size=(4, 4))
+        lengths = scale * rng.integers(1, 7, size=(4, 4))  # HyperSpy order x, y, kx, ky
+        return {"scale": scale, "lengths": lengths, "dtype": rng.integers(0, 6, 4)}
+
+    def probe(self, fn, inp):
+        got = []
+        for scale, (x, y, kx, ky), d in zip(inp["scale"].tolist(), inp["lengths"].tolist(), inp["dtype"].tolist()):
+            sig = _signal(_unreadable((y, x, ky, kx), "uint16", (2, 2, 4, 4)), None)
+            v, err = _attempt(fn, sig, tuple(scale), self._dtypes[d])
+            if err:
+                return {"error": err}
+            got.append(int(v))
+        return {"got": np.asarray(got, dtype=np.int64)}
+
+    def judge(self, inp, out):
+        if "error" in out:
+            raise Failed(f"rebinned_nbytes raised {out['error']}")
+        for scale, lengths, d, got in zip(inp["scale"].tolist(), inp["lengths"].tolist(),
+                                          inp["dtype"].tolist(), out["got"].tolist()):
+            want = int(np.prod([n // f for n, f in zip(lengths, scale)])) * np.dtype(self._dtypes[d]).itemsize
+            if got != want:
+                raise Failed(f"rebinned_nbytes with scale {tuple(scale)} on axes {tuple(lengths)} "
+                             f"({self._dtypes[d]}): expected {want} bytes, got {got}")
+
+
+def _binned(arr, scale):
+    """Sum of ``arr`` (numpy order y, x, ky, kx) over blocks of ``scale`` (HyperSpy order x, y, kx, ky)."""
+    fx, fy, fkx, fky = scale
+    y, x, ky, kx = arr.shape
+    return arr.astype(np.uint64).reshape(y // fy, fy, x // fx, fx, ky // fky, fky, kx // fkx, fkx).sum(axis=(1, 3, 5, 7))
+
+
+class RebinLossless(Judge):
+    lesson, grade_id, function = "05_rebinning", "rebin_lossless_test", "rebin_lossless"
+
+    def inputs(self, rng):
+        out = {}
+        for k, (dtype, lo, hi) in enumerate([("uint16", 2000, 65536), ("uint8", 200, 256)]):
+            scale = rng.integers(1, 4, size=4)
+            scale[int(rng.integers(0, 4))] = 2
+            y, x, ky, kx = (scale[[1, 0, 3, 2]] * rng.integers(2, 4, size=4))
+            out[f"arr{k}"] = rng.integers(lo, hi, size=(y, x, ky, kx)).astype(dtype)
+            out[f"scale{k}"] = scale
+        return out
+
+    def probe(self, fn, inp):
+        res = []
+        for k in range(2):
+            arr, scale = inp[f"arr{k}"], tuple(int(v) for v in inp[f"scale{k}"])
+            blind = _signal(_unreadable(arr.shape, arr.dtype, 2), None)
+            _, err = _attempt(fn, blind, scale)
+            if err:
+                res.append({"error": err})
+                continue
+            sig = _signal(arr, 2)
+            out, err = _attempt(fn, sig, scale)
+            if err:
+                res.append({"error": err})
+                continue
+            data = getattr(out, "data", None)
+            res.append({"lazy": _is_lazy(out), "dtype": str(getattr(data, "dtype", "")),
+                        "chunks": len(source_chunks(out, sig.data)), "n": int(sig.data.npartitions),
+                        "values": np.asarray(data.compute() if hasattr(data, "compute") else data)})
+        return {"cases": res}
+
+    def judge(self, inp, out):
+        for k, got in enumerate(out["cases"]):
+            if "error" in got:
+                raise Failed(f"rebin_lossless raised {got['error']}")
+            arr, scale = inp[f"arr{k}"], inp[f"scale{k}"]
+            want = _safe(arr.dtype, int(np.prod(scale)))
+            if not got["lazy"] or got["chunks"] != got["n"]:
+                raise Failed("rebin_lossless must return a lazy signal built from the data "
+                             "(rebin and change_dtype, no compute)")
+            if np.dtype(got["dtype"]) != want:
+                raise Failed(f"rebinning {arr.dtype} by {int(np.prod(scale))} pixels: expected {want}, "
+                             f"got {got['dtype']}")
+            if not np.array_equal(np.asarray(got["values"], dtype=np.uint64), _binned(arr, scale)):
+                raise Failed("the rebinned values are not the sums of the binned pixels")
+
+
+class AnnulusRadii(Judge):
+    lesson, grade_id, function = "03_plotting", "test_ex03_annulus_radii", "annulus_radii"
+
+    def inputs(self, rng):
+        from .manifest import get_preset
+        from .synthetic import probe_maps
+
+        p = get_preset("ci")
+        maps = probe_maps(p, seed=int(rng.integers(1, 2**31)))  # a specimen no one has seen
+        wander = float(np.hypot(maps["shift_x"], maps["shift_y"]).max())
+        D = p.signal_shape[0]
+        factor = float(rng.uniform(0.6, 1.8))
+        scale = p.detector_scale_mrad * factor
+        return {"D": D, "scale": scale, "offset": -D / 2 * scale, "alpha": D / 8 * scale,
+                "wander": wander}
+
+    def probe(self, fn, inp):
+        import dask.array as da
+
+        D = int(inp["D"])
+        sig = _signal(da.zeros((2, 3, D, D), dtype="uint16", chunks=(2, 3, D // 2, D // 2)), None,
+                      inp["scale"], inp["offset"])
+        sig.metadata.set_item("Acquisition_instrument.TEM.convergence_angle", float(inp["alpha"]))
+        v, err = _attempt(fn, sig)
+        if err:
+            return {"error": err}
+        return {"got": [float(x) for x in v]}
+
+    def judge(self, inp, out):
+        if "error" in out:
+            raise Failed(f"annulus_radii raised {out['error']}")
+        inner, outer = out["got"]
+        D, scale = int(inp["D"]), float(inp["scale"])
+        axis = float(inp["offset"]) + scale * np.arange(D)
+        reach = float(inp["alpha"]) + (float(inp["wander"]) + 0.5) * scale
+        edge = min(axis[D // 2] - axis[0], axis[-1] - axis[D // 2])
+        if inner < reach:
+            raise Failed(f"with another calibration the inner radius {inner:.3f} mrad cuts the bright "
+                         f"disk (it reaches {reach:.3f} mrad): derive it from the convergence angle")
+        if outer > edge + 1e-9:
+            raise Failed(f"with another calibration the outer radius {outer:.3f} mrad is past the "
+                         f"detector edge ({edge:.3f} mrad): derive it from the signal axes")
+        if outer - inner < 2 * scale - 1e-9:
+            raise Failed("the ring is narrower than two detector pixels")
+
+
+class AdfImage(Judge):
+    lesson, grade_id, function = "03_plotting", "test_ex03_adf_image", "adf_image"
+
+    def inputs(self, rng):
+        shape = (int(rng.integers(4, 8)), int(rng.integers(5, 10)), int(rng.integers(16, 27)),
+                 int(rng.integers(16, 27)))
+        scale = float(rng.uniform(0.2, 0.5))
+        return {"arr": rng.poisson(5.0, size=shape).astype("uint16"), "scale": scale,
+                "offset": float(rng.uniform(-1.0, 1.0)), "inner": float(rng.uniform(2.5, 4.0)) * scale,
+                "outer": float(rng.uniform(6.0, 7.5)) * scale}
+
+    def probe(self, fn, inp):
+        arr = inp["arr"]
+        sig = _signal(arr, (3, 3, arr.shape[2] // 2, arr.shape[3] // 2), inp["scale"], inp["offset"])
+        img, err = _attempt(fn, sig, float(inp["inner"]), float(inp["outer"]))
+        if err:
+            return {"error": err}
+        data = getattr(img, "data", None)
+        return {"lazy": _is_lazy(img), "sigdim": int(img.axes_manager.signal_dimension),
+                "chunks": len(source_chunks(img, sig.data)), "n": int(sig.data.npartitions),
+                "values": np.asarray(data.compute() if hasattr(data, "compute") else data, dtype=float)}
+
+    def judge(self, inp, out):
+        if "error" in out:
+            raise Failed(f"adf_image raised {out['error']}")
+        if not out["lazy"] or out["chunks"] != out["n"]:
+            raise Failed("adf_image must return a lazy signal computed from the data (no compute)")
+        if out["sigdim"] != 2:
+            raise Failed("the ADF image should be an image (signal dimension 2): turn the navigation "
+                         "axes into signal axes with .T")
+        arr = inp["arr"].astype(float)
+        scale, offset = float(inp["scale"]), float(inp["offset"])
+        kx = offset + scale * np.arange(arr.shape[3])
+        ky = offset + scale * np.arange(arr.shape[2])
+        X, Y = np.meshgrid(kx, ky)
+        cx, cy = kx[kx.size // 2], ky[ky.size // 2]
+        vals = out["values"]
+        for d in (0.0, 0.5, 0.5001, -0.5):  # pixel-centre conventions (CircleROI uses +0.5001)
+            r2 = (X - cx - d * scale) ** 2 + (Y - cy - d * scale) ** 2
+            ref = (arr * ((r2 >= inp["inner"] ** 2) & (r2 <= inp["outer"] ** 2))).sum(axis=(2, 3))
+            if vals.shape == ref.shape and np.allclose(vals, ref, rtol=1e-6):
+                return
+        raise Failed("the ADF image differs from the sum over the ring on a fresh dataset "
+                     "(check the ring's centre and radii, and the axes you sum over)")
+
+
+JUDGES = {(j.lesson, j.grade_id): j for j in (QuarterCrop(), FractionRead(), SafeDtype(), RebinnedNbytes(),
+                                               RebinLossless(), AnnulusRadii(), AdfImage())}
+
+
+def for_lesson(lesson: str) -> dict:
+    """grade_id -> judge, for the judged test cells of ``lesson``."""
+    return {gid: j for (les, gid), j in JUDGES.items() if les == lesson}
+
+
+# ------------------------------------------------------- grader and kernel
+
+def _input_file(folder, judge) -> Path:
+    return Path(folder) / f"{judge.lesson}-{judge.grade_id}.json"
+
+
+def write_inputs(judge: Judge, folder: Path, seed: int | None = None) -> dict:
+    """Draw the inputs of ``judge`` (a fresh seed unless given) and write them to ``folder``."""
+    rng = np.random.default_rng(secrets.randbits(64) if seed is None else seed)
+    inp = judge.inputs(rng)
+    _input_file(folder, judge).write_text(json.dumps(pack(inp)))
+    return inp
+
+
+def read_inputs(judge: Judge, folder: Path) -> dict:
+    return unpack(json.loads(_input_file(folder, judge).read_text()))
+
+
+def decide(judge: Judge, export, folder) -> str | None:
+    """None when the exported results pass, else the message to record."""
+    if export is None:
+        return ("the grader's tests of this cell did not run to the end (no results came back from "
+                "the notebook): make sure the cells above run without stopping the kernel")
+    if isinstance(export, dict) and "error" in export:
+        return f"{judge.function} raised {export['error']}"
+    try:
+        judge.judge(read_inputs(judge, folder), export)
+    except Failed as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 (malformed results are a failure, never a crash)
+        return f"the results of {judge.function} could not be checked ({type(e).__name__}: {e})"
+    return None
+
+
+def find_export(outputs) -> dict | None:
+    """The last probe export among a cell's outputs."""
+    found = None
+    for o in outputs:
+        if o.get("output_type") == "display_data" and MIME in o.get("data", {}):
+            found = o["data"][MIME]
+    if found is None:
+        return None
+    try:
+        return unpack(found if isinstance(found, dict) else json.loads(found))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def probe(lesson: str, grade_id: str, namespace: dict) -> None:
+    """Run the hidden test ``grade_id`` of ``lesson`` on the learner's function in ``namespace``.
+
+    While grading, export the results for the judge; otherwise judge them now
+    (on inputs from a fixed seed) and raise :class:`Failed` when wrong.
+    """
+    judge = JUDGES[(lesson, grade_id)]
+    fn = namespace.get(judge.function)
+    if fn is None:
+        raise Failed(f"{judge.function} is not defined: run the cell that defines it")
+    folder = os.environ.get(INPUTS_ENV)
+    if folder and _input_file(folder, judge).exists():
+        from IPython.display import display
+
+        try:
+            export = judge.probe(fn, read_inputs(judge, folder))
+        except Exception as e:  # noqa: BLE001 (the learner's result broke the probe)
+            export = {"error": f"{type(e).__name__}: {e}"}
+        display({MIME: pack(export)}, raw=True)
+        return
+    inp = judge.inputs(np.random.default_rng(2026))
+    judge.judge(unpack(pack(inp)), unpack(pack(judge.probe(fn, unpack(pack(inp))))))
