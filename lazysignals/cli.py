@@ -121,6 +121,9 @@ def cmd_autograde(args) -> int:
         print(f"{sid:<24} {r.auto_score:6g} / {r.auto_max:g} autograded points{manual}")
         if "Grading stopped" in r.log:
             print(f"{'':<24} {r.log.strip().splitlines()[-1]}")
+        for where, message in r.messages.items():
+            if message.startswith("GradingStopped"):
+                print(f"{'':<24} {where}: {message}")
     print("Next: grade by hand in the Formgrader (nbgrader formgrader), then "
           f"nbgrader generate_feedback {args.lesson} and nbgrader export --to grades.csv")
     return 0

@@ -394,7 +394,8 @@ def _execute_class():
                 verdict = judges.decide(judge, export, self._box.inputs if self._box else None)
                 errors = [o for o in kept if o.output_type == "error"]
                 if export is None and errors:  # the cell stopped before the grader's tests: say why
-                    verdict = f"{errors[-1].ename}: {errors[-1].evalue}"
+                    last = errors[-1]
+                    verdict = last.evalue if last.ename == "CheckFailed" else f"{last.ename}: {last.evalue}"
                 others = [o for o in kept if o.output_type != "error"]
                 if verdict is None:
                     cell.outputs = others + [NotebookNode(output_type="stream", name="stdout",

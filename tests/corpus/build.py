@@ -42,16 +42,25 @@ def build(lesson: str, case: dict) -> dict:
         if gid not in cells:
             raise KeyError(f"{lesson} has no answer cell {gid!r}; it has {sorted(cells)}")
         cells[gid]["source"] = code
+    tagged = {c["metadata"]["nbgrader"]["grade_id"]: c for c in nb["cells"]
+              if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
+    for gid, tags in (case.get("tags") or {}).items():
+        tagged[gid]["metadata"]["tags"] = list(tags)
     return nb
 
 
-def write_submissions(course_dir: Path, lessons=None) -> dict:
-    """Write every case as ``submitted/<case>/<lesson>/<lesson>.ipynb``; return lesson -> {case: path}."""
+def write_submissions(course_dir: Path, lessons=None, suite_only: bool = False) -> dict:
+    """Write every case as ``submitted/<case>/<lesson>/<lesson>.ipynb``; return lesson -> {case: path}.
+
+    ``suite_only`` keeps the cases marked ``suite: true`` (the part the test suite grades).
+    """
     out = {}
     for lesson, cases in load_cases().items():
         if lessons and lesson not in lessons:
             continue
         for name, case in cases.items():
+            if suite_only and not case.get("suite"):
+                continue
             path = Path(course_dir) / "submitted" / name / lesson / f"{lesson}.ipynb"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(build(lesson, case), indent=1))
