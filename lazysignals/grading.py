@@ -135,7 +135,7 @@ def master_data(course_root: Path) -> tuple[Path, str]:
     Returns
     -------
     (path, digest)
-        The dataset and its checksum.
+        The ``.zspy`` dataset, and the checksum of its folder (both formats).
     """
     from .data import synthetic_path
     from .manifest import get_preset
@@ -149,12 +149,13 @@ def master_data(course_root: Path) -> tuple[Path, str]:
     except (OSError, ValueError):
         want = {}
     if (want.get("dataset") == path.name and not os.path.islink(folder) and path.is_dir()
-            and not path.is_symlink() and _tree_digest(path) == want.get("sha256")):
+            and not path.is_symlink() and _tree_digest(folder) == want.get("sha256")):
         return path, want["sha256"]
     remove_tree(folder)
     folder.mkdir(parents=True)
-    path = synthetic_path(GRADING_PRESET, dest=folder, progress=False)
-    digest = _tree_digest(path)
+    for fmt in ("hspy", "zspy"):  # lesson 02 opens both
+        path = synthetic_path(GRADING_PRESET, fmt=fmt, dest=folder, progress=False)
+    digest = _tree_digest(folder)
     record.write_text(json.dumps({"dataset": path.name, "sha256": digest}, indent=1))
     return path, digest
 
@@ -291,7 +292,7 @@ def autograde_course(course_root: Path, lesson: str, students=None, **limits) ->
     logs = {}
     for student in students:
         logs[student] = grade_one(course_root, lesson, student, **limits)
-        if _tree_digest(master) != digest:
+        if _tree_digest(master.parent) != digest:
             raise CourseDataError(f"The grading dataset {master} changed while grading {student}; "
                                   "grade again (it is made again first).")
     return read_results(course_root, lesson, students, logs)

@@ -5,7 +5,8 @@ wheel or the system). Inside it the learner's code sees:
 
 - the system folders and the Python environment, read-only;
 - the ``lazysignals`` package and the data manifest, read-only;
-- the grading dataset, read-only, at ``/sandbox/data``;
+- the grading datasets, read-only, in a private folder ``/sandbox/data`` (a
+  lesson that opens another specimen makes it there);
 - the inputs of the hidden tests (made at grading time), read-only;
 - a private, size-limited working folder (``/sandbox/work``) and ``/tmp``;
 - the kernel's own connection sockets;
@@ -165,8 +166,11 @@ class Sandbox:
         for f in self.files:
             if f.is_file() and not f.is_symlink():
                 args += ["--ro-bind", str(f), f"{WORK_INSIDE}/{f.name}"]
-        if self.data:
-            args += ["--ro-bind", str(self.data), DATA_INSIDE]
+        if self.data:  # a private folder in which each dataset of the master is read-only
+            args += ["--size", str(self.tmp_size), "--tmpfs", DATA_INSIDE]
+            for entry in sorted(self.data.iterdir()):
+                if not entry.is_symlink():
+                    args += ["--ro-bind", str(entry), f"{DATA_INSIDE}/{entry.name}"]
         args += ["--ro-bind", str(self.inputs), INPUTS_INSIDE,
                  "--bind", str(self.ipc), str(self.ipc), "--chdir", WORK_INSIDE]
         for key, value in self.environment().items():

@@ -94,7 +94,9 @@ def test_scores_stay_as_graded_after_the_command_ends(graded):
 
 
 def test_students_after_harmful_ones_are_graded_normally(graded):
-    for lesson, rep in graded["report"].items():
+    graded_after = {lesson: rep for lesson, rep in graded["report"].items() if "correct" in rep["results"]}
+    assert graded_after, "the suite grades no honest submission after harmful ones"
+    for lesson, rep in graded_after.items():
         order = list(rep["results"])
         assert order[-1] == "correct", order
         r = rep["results"]["correct"]
@@ -111,11 +113,13 @@ def test_each_lesson_grades_within_its_time_limit(graded):
 def test_master_data_that_does_not_match_its_checksum_is_made_again(tmp_path):
     path, digest = master_data(tmp_path)
     victim = next(p for p in path.rglob("*") if p.is_file() and p.stat().st_size > 100)
-    victim.write_bytes(b"\0" * victim.stat().st_size)  # poisoned between two gradings
+    size = victim.stat().st_size
+    victim.write_bytes(b"\0" * size)  # poisoned between two gradings
+    assert _tree_digest(path.parent) != digest
     again, digest2 = master_data(tmp_path)
-    assert digest2 == digest and _tree_digest(again) == digest
+    assert victim.read_bytes() != b"\0" * size, "the poisoned master was reused"
     _, record = master_paths(tmp_path)
-    assert json.loads(record.read_text())["sha256"] == digest
+    assert _tree_digest(again.parent) == digest2 == json.loads(record.read_text())["sha256"]
 
 
 def test_cleanup_never_follows_a_link(tmp_path):
@@ -170,3 +174,16 @@ def test_grading_refuses_without_a_sandbox_and_names_the_way_out(monkeypatch, tm
 
     with pytest.raises(sandbox.SandboxUnavailable, match="LAZYSIGNALS_TRUSTED_CLASS=1"):
         SandboxedExecute()._make_sandbox({"nbgrader": {"db_url": f"sqlite:///{tmp_path}/gradebook.db"}})
+
+
+def test_plain_nbgrader_autograde_grades_in_the_sandbox_too(graded):
+    """`nbgrader autograde` run by hand (as the Formgrader's button does) gets the same protections."""
+    from lazysignals.grading import _nbgrader, read_results
+
+    work = graded["report"]["07_cropping"]["work"]
+    case = "custom_exception_handler"
+    r = _nbgrader(work, "autograde", "07_cropping", f"--student={case}", "--force")
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = read_results(work, "07_cropping", [case])[case]
+    assert {g: s for g, (s, _) in got.tests.items()} == CASES["07_cropping"][case]["expected"], got.messages
+    assert leftovers() == []

@@ -63,9 +63,8 @@ def course_problems(work: Path, lesson: str, subs: dict) -> list[str]:
     problems = []
     folder, record = master_paths(work)
     want = json.loads(record.read_text())
-    master = folder / want["dataset"]
-    if _tree_digest(master) != want["sha256"]:
-        problems.append(f"the master data {master} no longer matches its checksum")
+    if _tree_digest(folder) != want["sha256"]:
+        problems.append(f"the master data in {folder} no longer matches its checksum")
     config = (work / "nbgrader_config.py").read_text()
     if "lsattack" in config or "configure(get_config())" not in config:
         problems.append("nbgrader_config.py was changed")
