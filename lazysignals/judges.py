@@ -433,8 +433,214 @@ class AdfImage(Judge):
                      "(check the ring's centre and radii, and the axes you sum over)")
 
 
-JUDGES = {(j.lesson, j.grade_id): j for j in (QuarterCrop(), FractionRead(), SafeDtype(), RebinnedNbytes(),
-                                               RebinLossless(), AnnulusRadii(), AdfImage())}
+class Choice(Judge):
+    """A multiple-choice answer held in a variable of the notebook."""
+
+    def __init__(self, lesson, grade_id, variable, right):
+        self.lesson, self.grade_id, self.function, self._right = lesson, grade_id, variable, right
+
+    def inputs(self, rng):
+        return {}
+
+    def probe(self, value, inp):
+        return {"got": str(value)}
+
+    def judge(self, inp, out):
+        if out["got"].strip().upper() != self._right:
+            raise Failed(f"{self.function} = {out['got']!r} is not the right choice: read the "
+                         "explanation below the exercise")
+
+
+_DTYPES = ("uint8", "uint16", "int16", "uint32", "float32", "float64")
+
+
+def _shapes(rng, n, ndims=(3, 4, 5)):
+    return [tuple(int(v) for v in rng.integers(2, 40, size=int(rng.choice(ndims)))) for _ in range(n)]
+
+
+class _Arithmetic(Judge):
+    """A function of a signal's geometry only: probed on signals whose data cannot be read."""
+
+    def inputs(self, rng):
+        shapes = _shapes(rng, 6)
+        return {"shapes": [np.asarray(sh, dtype=np.int64) for sh in shapes],
+                "dtypes": rng.integers(0, len(_DTYPES), 6), "chunks": rng.integers(1, 9, size=(6, 5))}
+
+    def _call(self, fn, sig, i, inp):
+        return fn(sig)
+
+    def probe(self, fn, inp):
+        got = []
+        for i, (shape, d) in enumerate(zip(inp["shapes"], inp["dtypes"].tolist())):
+            shape = tuple(int(v) for v in shape)
+            chunks = tuple(int(c) for c in inp["chunks"][i][:len(shape)])
+            sig = _signal(_unreadable(shape, _DTYPES[d], chunks), None)
+            v, err = _attempt(self._call, fn, sig, i, inp)
+            if err:
+                return {"error": err}
+            got.append(int(v))
+        return {"got": np.asarray(got, dtype=np.int64)}
+
+    def judge(self, inp, out):
+        for i, (shape, d, got) in enumerate(zip(inp["shapes"], inp["dtypes"].tolist(), out["got"].tolist())):
+            shape = tuple(int(v) for v in shape)
+            chunks = tuple(min(int(c), n) for c, n in zip(inp["chunks"][i], shape))
+            want = self.reference(shape, chunks, np.dtype(_DTYPES[d]), i, inp)
+            if got != want:
+                raise Failed(f"{self.function} on data of shape {shape} ({_DTYPES[d]}, chunks {chunks}): "
+                             f"expected {want}, got {got}")
+
+
+class DatasetNbytes(_Arithmetic):
+    lesson, grade_id, function = "00_setup", "test_ex2_dataset_nbytes", "dataset_nbytes"
+
+    def reference(self, shape, chunks, dtype, i, inp):
+        return int(np.prod(shape)) * dtype.itemsize
+
+
+class SumNbytes(_Arithmetic):
+    lesson, grade_id, function = "02_loading", "test_ex2_sum_nbytes", "sum_nbytes"
+
+    def reference(self, shape, chunks, dtype, i, inp):
+        return int(np.prod(shape[-2:])) * np.zeros(1, dtype=dtype).sum().dtype.itemsize
+
+
+class MapBlockNbytes(_Arithmetic):
+    lesson, grade_id, function = "06_map", "map_block_nbytes_test", "map_block_nbytes"
+
+    def reference(self, shape, chunks, dtype, i, inp):
+        return int(np.prod(chunks[:-2])) * int(np.prod(shape[-2:])) * dtype.itemsize
+
+
+class MemoryLimitFor(_Arithmetic):
+    lesson, grade_id, function = "09_scaling_out", "test_memory_limit_for", "memory_limit_for"
+
+    def inputs(self, rng):
+        out = super().inputs(rng)
+        out.update(n=rng.integers(1, 6, 6), target=rng.uniform(0.4, 0.9, 6))
+        return out
+
+    def _call(self, fn, sig, i, inp):
+        import dask
+
+        with dask.config.set({"distributed.worker.memory.target": float(inp["target"][i])}):
+            return fn(sig, int(inp["n"][i]))
+
+    def reference(self, shape, chunks, dtype, i, inp):
+        block = int(np.prod(chunks[:-2])) * int(np.prod(shape[-2:])) * dtype.itemsize
+        return int(np.ceil(int(inp["n"][i]) * block / float(inp["target"][i])))
+
+
+class NumpyShapes(Judge):
+    lesson, grade_id, function = "00_setup", "test_ex1_numpy_shapes", "numpy_shapes"
+
+    def inputs(self, rng):
+        return {"shapes": [np.asarray(sh, dtype=np.int64) for sh in _shapes(rng, 5, (2, 3, 4, 5))]}
+
+    def probe(self, fn, inp):
+        got = []
+        for shape in inp["shapes"]:
+            sig = _signal(_unreadable(tuple(int(v) for v in shape), "uint8", 2), None)
+            v, err = _attempt(fn, sig)
+            if err:
+                return {"error": err}
+            got.append({"nav": [int(x) for x in v[0]], "sig": [int(x) for x in v[1]], "lazy": _is_lazy(sig)})
+        return {"got": got}
+
+    def judge(self, inp, out):
+        for shape, got in zip(inp["shapes"], out["got"]):
+            shape = [int(v) for v in shape]
+            if got["nav"] + got["sig"] != shape or len(got["sig"]) != 2:
+                raise Failed(f"numpy_shapes on data of numpy shape {tuple(shape)} gave {tuple(got['nav'])} and "
+                             f"{tuple(got['sig'])}: numpy order reverses HyperSpy's within each group")
+            if not got["lazy"]:
+                raise Failed("numpy_shapes changed the signal: it must stay lazy")
+
+
+class ChunksTouched(Judge):
+    lesson, grade_id, function = "01_lazy_basics", "test_ex1_chunks_touched", "chunks_touched"
+
+    def inputs(self, rng):
+        cases = []
+        for _ in range(40):
+            ndim = int(rng.integers(1, 5))
+            shape = rng.integers(5, 60, size=ndim)
+            row = []
+            for n in shape:
+                a = int(rng.integers(0, n))
+                row.append([int(rng.integers(1, n + 1)), a, int(rng.integers(a + 1, n + 1))])
+            cases.append(np.asarray(row, dtype=np.int64))
+        return {"cases": cases}
+
+    def probe(self, fn, inp):
+        got = []
+        for case in inp["cases"]:
+            chunks = tuple(int(c) for c, _, _ in case.tolist())
+            region = tuple(slice(int(a), int(b)) for _, a, b in case.tolist())
+            v, err = _attempt(fn, chunks, region)
+            if err:
+                return {"error": err}
+            got.append(int(v))
+        return {"got": np.asarray(got, dtype=np.int64)}
+
+    def judge(self, inp, out):
+        for case, got in zip(inp["cases"], out["got"].tolist()):
+            want = int(np.prod([(b - 1) // c - a // c + 1 for c, a, b in case.tolist()]))
+            if got != want:
+                raise Failed(f"chunks_touched with chunks {tuple(case[:, 0])} and region "
+                             f"{[slice(int(a), int(b)) for a, b in case[:, 1:].tolist()]}: expected {want}, "
+                             f"got {got}")
+
+
+def _selection(row):
+    kind, a, b = (int(v) for v in row)
+    return [a, slice(a, b), slice(None, b), slice(a, None), slice(None, None)][kind]
+
+
+class ChunksRead(Judge):
+    lesson, grade_id, function = "04_chunking", "test_ex04_chunks_read", "chunks_read"
+
+    def inputs(self, rng):
+        shapes, chunks, sels = [], [], []
+        for _ in range(30):
+            shape = rng.integers(3, 30, 4)
+            shapes.append(shape)
+            chunks.append(np.array([rng.integers(1, n + 1) for n in shape]))
+            rows = []
+            for n in shape:
+                a = int(rng.integers(0, n))
+                rows.append([int(rng.integers(0, 5)), a, int(rng.integers(a + 1, n + 1))])
+            sels.append(np.asarray(rows, dtype=np.int64))
+        return {"shapes": np.asarray(shapes, dtype=np.int64), "chunks": np.asarray(chunks, dtype=np.int64),
+                "sels": sels}
+
+    def probe(self, fn, inp):
+        got = []
+        for shape, chunks, sel in zip(inp["shapes"].tolist(), inp["chunks"].tolist(), inp["sels"]):
+            v, err = _attempt(fn, tuple(shape), tuple(chunks), tuple(_selection(r) for r in sel))
+            if err:
+                return {"error": err}
+            got.append(int(v))
+        return {"got": np.asarray(got, dtype=np.int64)}
+
+    def judge(self, inp, out):
+        import dask.array as da
+
+        for shape, chunks, sel, got in zip(inp["shapes"].tolist(), inp["chunks"].tolist(), inp["sels"],
+                                           out["got"].tolist()):
+            x = da.zeros(tuple(shape), chunks=tuple(chunks), dtype="uint8")
+            selection = tuple(_selection(r) for r in sel)
+            want = len(source_chunks(x[selection], x))
+            if got != want:
+                raise Failed(f"chunks_read({tuple(shape)}, {tuple(chunks)}, {selection}): expected {want}, "
+                             f"got {got}")
+
+
+JUDGES = {(j.lesson, j.grade_id): j for j in (
+    NumpyShapes(), DatasetNbytes(), ChunksTouched(), SumNbytes(),
+    Choice("02_loading", "test_ex3_faster_format", "faster_format", "B"), AnnulusRadii(), AdfImage(),
+    ChunksRead(), SafeDtype(), RebinnedNbytes(), RebinLossless(), MapBlockNbytes(), QuarterCrop(),
+    FractionRead(), MemoryLimitFor(), Choice("09_scaling_out", "test_format_choice", "answer", "C"))}
 
 
 def for_lesson(lesson: str) -> dict:
