@@ -313,20 +313,21 @@ def _execute_class():
                     i = self._current
                     if i is None:
                         raise
-                    if time.monotonic() >= deadline:
+                    out_of_time = isinstance(e, CellTimeoutError) and self._notebook_bound
+                    if out_of_time:
                         reason = f"the notebook ran longer than its time limit ({self.notebook_timeout} s)"
                     elif isinstance(e, CellTimeoutError):
-                        reason = f"this cell ran longer than its time limit ({self.timeout} s)"
+                        reason = f"this cell ran longer than its time limit ({self._cell_timeout()} s)"
                     else:
                         reason = "this cell stopped the Python kernel (a crash, or memory or file limits)"
                     stopped[i] = reason
-                    self.log.warning("Cell %d: %s; starting the kernel again without it.", i, reason)
-                    if time.monotonic() >= deadline:
+                    self.log.warning("Cell %d: %s.", i, reason)
+                    if out_of_time:
                         break
             for i, cell in enumerate(nb.cells):  # out of restarts or time: the rest did not run
-                if cell.cell_type == "code" and i not in stopped and i >= (self._current or 0):
-                    stopped.setdefault(i, "grading of this notebook stopped before this cell "
-                                          "(time limit or repeated crashes above)")
+                if cell.cell_type == "code" and i not in stopped and i > (self._current or 0):
+                    stopped[i] = ("grading of this notebook stopped before this cell (its time limit "
+                                  "or repeated crashes above)")
             self._mark_stopped(nb, stopped)
 
         def _run_once(self, nb, resources, stopped, deadline):
@@ -342,12 +343,12 @@ def _execute_class():
                     if index in stopped or cell.cell_type != "code":
                         continue
                     left = deadline - time.monotonic()
-                    if left <= 0:
-                        self._current = index
-                        raise CellTimeoutError("the notebook's time limit ran out")
                     self._current = index
+                    self._notebook_bound = left < self._cell_timeout()
+                    if left < 1:
+                        raise CellTimeoutError("the notebook's time limit ran out")
                     self._cell_bytes = 0
-                    self.timeout = int(max(1, min(self._cell_timeout(), left)))
+                    self.timeout = int(min(self._cell_timeout(), left))
                     self.preprocess_cell(cell, resources, index)
             self._mark_stopped(nb, stopped)
 
