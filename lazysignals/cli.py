@@ -109,7 +109,11 @@ def cmd_notebooks(args) -> int:
 def cmd_autograde(args) -> int:
     """Safely autograde the collected submissions of a lesson (instructors)."""
     from .grading import autograde_course
+    from .sandbox import TRUSTED_ENV, trusted
 
+    if trusted():
+        print(f"WARNING: {TRUSTED_ENV} is set: the notebooks run WITHOUT the sandbox, as you, next to "
+              "the gradebook, and report their own results. Only for a class you trust.")
     limits = dict(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                   memory=int(args.memory_gb * 2**30))
     results = autograde_course(manifest.REPO_ROOT, args.lesson, args.student or None, **limits)
