@@ -116,7 +116,13 @@ def cmd_autograde(args) -> int:
               "the gradebook, and report their own results. Only for a class you trust.")
     limits = dict(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                   memory=int(args.memory_gb * 2**30))
-    results = autograde_course(manifest.REPO_ROOT, args.lesson, args.student or None, **limits)
+    from .sandbox import SandboxUnavailable
+
+    try:
+        results = autograde_course(manifest.REPO_ROOT, args.lesson, args.student or None, **limits)
+    except SandboxUnavailable as e:
+        print(e)
+        return 2
     if not results:
         print(f"No submissions of {args.lesson} in submitted/: run nbgrader collect {args.lesson} first.")
         return 1

@@ -285,6 +285,9 @@ def autograde_course(course_root: Path, lesson: str, students=None, **limits) ->
     **limits
         ``cell_timeout``, ``notebook_timeout``, ``memory`` (see :func:`grade_one`).
     """
+    from .sandbox import require
+
+    require()  # refuse at once, with what to do, rather than once per student
     course_root = Path(course_root).resolve()
     if students is None:
         students = sorted(p.parent.name for p in (course_root / "submitted").glob(f"*/{lesson}"))

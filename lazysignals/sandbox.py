@@ -90,6 +90,16 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def require() -> None:
+    """Raise :class:`SandboxUnavailable`, saying what to do, when grading cannot be sandboxed."""
+    reason = unavailable_reason()
+    if reason and not trusted():
+        raise SandboxUnavailable(
+            f"Cannot grade safely: {reason}. Grading runs each notebook in a bubblewrap sandbox "
+            f"(Linux, as root or with unprivileged user namespaces). To grade a class you trust "
+            f"without it, set {TRUSTED_ENV}=1 and run python -m lazysignals autograde LESSON.")
+
+
 def trusted() -> bool:
     """True when the instructor chose to grade without the sandbox."""
     return os.environ.get(TRUSTED_ENV, "") not in ("", "0")
@@ -255,12 +265,7 @@ def _execute_class():
                 self.log.warning("GRADING WITHOUT THE SANDBOX (%s is set): the learners' code runs as you, "
                                  "next to the gradebook. Only for a class you trust.", TRUSTED_ENV)
                 return None
-            reason = unavailable_reason()
-            if reason:
-                raise SandboxUnavailable(
-                    f"Cannot grade safely: {reason}. Grading runs each notebook in a bubblewrap sandbox "
-                    f"(Linux, as root or with unprivileged user namespaces). To grade a class you trust "
-                    f"without it, set {TRUSTED_ENV}=1 and run python -m lazysignals autograde LESSON.")
+            require()
             from .grading import master_data
 
             data, _ = master_data(self._course_root(resources))
