@@ -636,11 +636,115 @@ class ChunksRead(Judge):
                              f"got {got}")
 
 
+class SqrtSumPerPosition(Judge):
+    lesson, grade_id, function = "01_lazy_basics", "test_ex2_sqrt_sum_per_position", "sqrt_sum_per_position"
+
+    def inputs(self, rng):
+        return {f"arr{k}": rng.integers(0, 50, size=tuple(int(v) for v in rng.integers(2, 9, 4))).astype(dt)
+                for k, dt in enumerate(("uint16", "float32", "int32"))}
+
+    def probe(self, fn, inp):
+        import dask.array as da
+
+        res = []
+        for k in range(3):
+            x = da.from_array(inp[f"arr{k}"], chunks=2)
+            got, err = _attempt(fn, x)
+            if err:
+                return {"error": err}
+            lazy = isinstance(got, da.Array)
+            res.append({"lazy": lazy, "chunks": len(source_chunks(got, x)), "n": int(x.npartitions),
+                        "values": np.asarray(got.compute() if lazy else got, dtype=float)})
+        return {"cases": res}
+
+    def judge(self, inp, out):
+        for k, got in enumerate(out["cases"]):
+            arr = inp[f"arr{k}"]
+            if not got["lazy"] or got["chunks"] != got["n"]:
+                raise Failed("sqrt_sum_per_position must return a dask array built from the data, not computed")
+            want = np.sqrt(arr.astype(float)).sum(axis=(2, 3))
+            if got["values"].shape != want.shape or not np.allclose(got["values"], want, rtol=1e-4):
+                raise Failed(f"on a fresh {arr.dtype} array of shape {arr.shape} the sums of square roots "
+                             "differ from the reference: take the square root first, then sum the last two axes")
+
+
+class CentralCrop(Judge):
+    lesson, grade_id, function = "10_capstone", "test_central_crop", "central_crop"
+
+    def inputs(self, rng):
+        cy, cx = (int(v) for v in rng.integers(3, 11, 2))
+        ny, nx = (int(v) for v in rng.integers(2, 6, 2))
+        return {"arr": rng.integers(0, 2**16, size=(ny, nx, 4 * cy, 4 * cx)).astype("uint32"), "cy": cy, "cx": cx}
+
+    def probe(self, fn, inp):
+        arr = inp["arr"]
+        sig = _signal(arr, (2, 2, int(inp["cy"]), int(inp["cx"])))
+        got, err = _attempt(fn, sig)
+        if err:
+            return {"error": err}
+        data = getattr(got, "data", None)
+        return {"lazy": _is_lazy(got), "chunks": source_chunks(got, sig.data),
+                "values": np.asarray(data.compute() if hasattr(data, "compute") else data)}
+
+    def judge(self, inp, out):
+        arr, cy, cx = inp["arr"], int(inp["cy"]), int(inp["cx"])
+        if not out["lazy"]:
+            raise Failed("central_crop must return a lazy signal")
+        want = arr[:, :, cy:3 * cy, cx:3 * cx]
+        if out["values"].shape != want.shape or not np.array_equal(out["values"], want):
+            raise Failed(f"on data with detector chunks of {cy} x {cx} pixels the crop is not the central "
+                         "quarter: crop from one chunk in to three chunks in, along each detector axis")
+        ny, nx = arr.shape[:2]
+        if len(out["chunks"]) * 4 != -(-ny // 2) * -(-nx // 2) * 16:
+            raise Failed("the crop reads more than a quarter of the chunks: align it to the chunk edges")
+
+
+class CapstoneAdf(Judge):
+    lesson, grade_id, function = "10_capstone", "test_adf_image", "adf_image"
+
+    def inputs(self, rng):
+        ky, kx = (int(v) for v in rng.integers(14, 26, 2))
+        scale = float(rng.uniform(0.3, 0.7))
+        return {"arr": rng.poisson(5.0, size=(int(rng.integers(3, 7)), int(rng.integers(3, 9)), ky, kx)).astype("uint16"),
+                "scale": scale, "oy": -ky / 2 * scale + float(rng.uniform(-0.5, 0.5)) * scale,
+                "ox": -kx / 2 * scale + float(rng.uniform(-0.5, 0.5)) * scale,
+                "radii": np.array([[1.0, 4.0], [2.5, 5.5], [0.0, 0.75]]) * scale * 2}
+
+    def probe(self, fn, inp):
+        arr = inp["arr"]
+        sig = _signal(arr, (3, 3, arr.shape[2] // 2, arr.shape[3] // 2), inp["scale"])
+        kx_ax, ky_ax = sig.axes_manager.signal_axes
+        kx_ax.offset, ky_ax.offset = float(inp["ox"]), float(inp["oy"])
+        res = []
+        for inner, outer in inp["radii"].tolist():
+            got, err = _attempt(fn, sig, inner, outer)
+            if err:
+                return {"error": err}
+            data = getattr(got, "data", None)
+            res.append({"lazy": _is_lazy(got),
+                        "values": np.asarray(data.compute() if hasattr(data, "compute") else data, dtype=float)})
+        return {"cases": res}
+
+    def judge(self, inp, out):
+        arr, scale = inp["arr"], float(inp["scale"])
+        kx = float(inp["ox"]) + scale * np.arange(arr.shape[3])
+        ky = float(inp["oy"]) + scale * np.arange(arr.shape[2])
+        r = np.hypot(kx[np.newaxis, :], ky[:, np.newaxis])
+        for (inner, outer), got in zip(inp["radii"].tolist(), out["cases"]):
+            if not got["lazy"]:
+                raise Failed("adf_image must return a lazy signal")
+            want = (arr * ((r >= inner) & (r < outer))).sum(axis=(2, 3))
+            if np.squeeze(got["values"]).shape != want.shape or not np.allclose(np.squeeze(got["values"]), want):
+                raise Failed(f"on a fresh dataset the ADF image for {inner:.2f} <= r < {outer:.2f} differs from the "
+                             "sum over that ring (r measured from 0 mrad on the calibrated axes)")
+
+
 JUDGES = {(j.lesson, j.grade_id): j for j in (
-    NumpyShapes(), DatasetNbytes(), ChunksTouched(), SumNbytes(),
+    NumpyShapes(), DatasetNbytes(), ChunksTouched(), SqrtSumPerPosition(), SumNbytes(),
     Choice("02_loading", "test_ex3_faster_format", "faster_format", "B"), AnnulusRadii(), AdfImage(),
     ChunksRead(), SafeDtype(), RebinnedNbytes(), RebinLossless(), MapBlockNbytes(), QuarterCrop(),
-    FractionRead(), MemoryLimitFor(), Choice("09_scaling_out", "test_format_choice", "answer", "C"))}
+    FractionRead(), MemoryLimitFor(), Choice("09_scaling_out", "test_format_choice", "answer", "C"),
+    CapstoneAdf(), CentralCrop())}
 
 
 def for_lesson(lesson: str) -> dict:
