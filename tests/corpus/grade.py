@@ -6,7 +6,8 @@
 
 Prints each submission's score against the one it must get, what the
 harmful ones may have changed (master data checksum, course files, the
-package, processes left), and the time taken; exits 1 on any difference.
+package, processes left), any line of a hidden test that the feedback
+shows, and the time taken; exits 1 on any difference.
 tests/test_grading.py uses the same functions on the `suite: true` cases.
 """
 
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import html
 import json
+import re
 import sys
 import tempfile
 import time
@@ -27,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from corpus.build import load_cases, write_submissions  # noqa: E402
-from lazysignals.grading import _tree_digest, autograde, master_paths, read_results  # noqa: E402
+from lazysignals.grading import (_tree_digest, autograde, generate_feedback, master_paths,  # noqa: E402
+                                 read_results)
 
 # Short limits so that the corpus grades in minutes; lesson cells take
 # seconds on the ci preset.
@@ -78,13 +82,39 @@ def course_problems(work: Path, lesson: str, subs: dict) -> list[str]:
     return problems
 
 
+def hidden_lines(lesson: str) -> list[str]:
+    """Every line (longer than 12 characters) of the hidden tests of ``lesson``'s source notebook."""
+    nb = json.loads((ROOT / "solutions" / lesson / f"{lesson}.ipynb").read_text())
+    lines = ["HIDDEN TESTS"]
+    for cell in nb["cells"]:
+        for block in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", "".join(cell["source"]), re.S):
+            lines += [line.strip() for line in block.splitlines() if len(line.strip()) > 12]
+    return lines
+
+
+def feedback_text(work: Path, lesson: str, student: str) -> str:
+    page = (work / "feedback" / student / lesson / f"{lesson}.html").read_text()
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def leaks(work: Path, lesson: str, students) -> list[str]:
+    """Lines of hidden tests that the generated feedback shows (there must be none)."""
+    generate_feedback(work, lesson)
+    hidden = hidden_lines(lesson)
+    found = []
+    for student in students:
+        text = feedback_text(work, lesson, student)
+        found += [f"{student}'s feedback shows {line!r}" for line in hidden if line in text]
+    return found
+
+
 def grade_lesson(lesson: str, subs: dict, work: Path) -> dict:
     """Grade ``subs`` (case -> notebook) of ``lesson`` in a fresh course folder ``work``."""
     t0 = time.perf_counter()
     results = autograde(lesson, subs, work, **LIMITS)
     seconds = time.perf_counter() - t0
     return {"results": results, "seconds": seconds, "work": work,
-            "problems": course_problems(work, lesson, subs)}
+            "problems": course_problems(work, lesson, subs) + leaks(work, lesson, subs)}
 
 
 def grade_corpus(dest: Path, lessons=None, suite_only: bool = False, workers: int = 2) -> dict:
