@@ -155,3 +155,16 @@ def test_grading_refuses_without_a_sandbox_and_names_the_way_out(monkeypatch, tm
     assert cli.main(["autograde", "07_cropping"]) == 2
     out = capsys.readouterr().out
     assert "bwrap is not installed" in out and "LAZYSIGNALS_TRUSTED_CLASS=1" in out
+
+
+def test_plain_nbgrader_autograde_grades_in_the_sandbox_too(graded):
+    """`nbgrader autograde` run by hand (as the Formgrader's button does) gets the same protections."""
+    from lazysignals.grading import _nbgrader, read_results
+
+    work = graded["report"]["07_cropping"]["work"]
+    case = "forges_its_verdict"
+    r = _nbgrader(work, "autograde", "07_cropping", f"--student={case}", "--force")
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = read_results(work, "07_cropping", [case])[case]
+    assert {g: s for g, (s, _) in got.tests.items()} == CASES["07_cropping"][case]["expected"], got.messages
+    assert leftovers() == []
