@@ -8,6 +8,7 @@ tests/test_grading.py uses it to grade the corpus.
 
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def build(lesson: str, case: dict) -> dict:
     if case.get("solution"):
         solution = _answers(json.loads((ROOT / "solutions" / lesson / f"{lesson}.ipynb").read_text()))
         for gid, cell in cells.items():
-            src = "".join(solution[gid]["source"])
+            src = re.sub(r"=== BEGIN MARK SCHEME ===.*?=== END MARK SCHEME ===\n?", "",
+                         "".join(solution[gid]["source"]), flags=re.S)  # graders' notes, not the answer
             cell["source"] = "\n".join(l for l in src.splitlines() if "### BEGIN SOLUTION" not in l
                                        and "### END SOLUTION" not in l)
     for gid, code in (case.get("answers") or {}).items():
