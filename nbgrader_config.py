@@ -3,7 +3,8 @@
 Each lesson is one assignment: its source, with solutions and hidden tests,
 is solutions/<lesson>/<lesson>.ipynb; the student version that
 `nbgrader generate_assignment <lesson>` writes is notebooks/<lesson>/.
-Timeouts and stubs live in lazysignals.grading.configure (one place).
+Timeouts, stubs and the grading sandbox live in lazysignals.grading.configure
+(one place), so every grading path (nbgrader autograde, the Formgrader) uses them.
 """
 
 import os

@@ -149,10 +149,18 @@ def cmd_lessons(args) -> int:
 def cmd_autograde(args) -> int:
     """Safely autograde the collected submissions of a lesson (instructors)."""
     from .grading import autograde_course
+    from .sandbox import TRUSTED_ENV, SandboxUnavailable, trusted
 
+    if trusted():
+        print(f"WARNING: {TRUSTED_ENV} is set: the notebooks run WITHOUT the sandbox, as you, next to "
+              "the gradebook, and report their own results. Only for a class you trust.")
     limits = dict(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                   memory=int(args.memory_gb * 2**30))
-    results = autograde_course(Path(args.course_dir), args.lesson, args.student or None, **limits)
+    try:
+        results = autograde_course(Path(args.course_dir), args.lesson, args.student or None, **limits)
+    except SandboxUnavailable as e:
+        print(e)
+        return 2
     if not results:
         print(f"No submissions of {args.lesson} in submitted/: run nbgrader collect {args.lesson} first.")
         return 1
@@ -161,6 +169,9 @@ def cmd_autograde(args) -> int:
         print(f"{sid:<24} {r.auto_score:6g} / {r.auto_max:g} autograded points{manual}")
         if "Grading stopped" in r.log:
             print(f"{'':<24} {r.log.strip().splitlines()[-1]}")
+        for where, message in r.messages.items():
+            if message.startswith("GradingStopped"):
+                print(f"{'':<24} {where}: {message}")
     print("Next: grade by hand in the Formgrader (python -m lazysignals start --instructor, then "
           "the menu Nbgrader > Formgrader; a score saves when its field loses focus), then "
           f"nbgrader generate_feedback {args.lesson} and nbgrader export --to grades.csv")

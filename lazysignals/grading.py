@@ -1,10 +1,14 @@
 """Autograde submissions safely through nbgrader and read back the scores.
 
-Each submission is graded by its own ``nbgrader autograde`` process, under
-limits the operating system enforces (address space, wall-clock time), with
-nbgrader's per-cell timeout, and with a private copy of the course data
-made from a master copy that is verified first. So a submission that loops,
-eats memory, or deletes the data loses its own points and nothing else.
+Every grading path (``python -m lazysignals autograde``, plain ``nbgrader
+autograde``, the Formgrader's Autograde button) reads the course's
+``nbgrader_config.py``, which calls :func:`configure`: the notebook then
+runs in a bubblewrap sandbox (:mod:`lazysignals.sandbox`) on a read-only
+view of a master dataset verified against the checksum recorded when it was
+made, and the judged hidden tests get their verdict outside the sandbox
+(:mod:`lazysignals.judges`). The course's command adds one nbgrader process
+per student under a wall-clock limit, so a submission that stops its own
+grading stops nothing else.
 
 Scores come from nbgrader's gradebook, never from the exit status of
 ``nbgrader`` (which is 0 even when grading fails).
@@ -16,8 +20,11 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,17 +42,28 @@ GRADING_PRESET = __import__("lazysignals.manifest").manifest.preset_for("grading
 
 
 def configure(c, cell_timeout: int = CELL_TIMEOUT) -> None:
-    """Settings shared by ``nbgrader_config.py`` and :func:`autograde`."""
+    """Settings shared by ``nbgrader_config.py`` and :func:`autograde` (so every grading path)."""
+    from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
+                                        ClearMarkScheme, GetGrades, IgnorePattern, LimitOutput,
+                                        SaveAutoGrades)
+
+    from .sandbox import SandboxedExecute
+
     c.ExecutePreprocessor.timeout = cell_timeout
     c.Execute.timeout = cell_timeout
-    c.Execute.interrupt_on_timeout = True
+    # A cell that does not answer in time is stopped with its kernel, and the
+    # notebook runs again without it (an interrupt cannot stop a C call).
+    c.Execute.interrupt_on_timeout = False
+    # Errors show type and message, so feedback never quotes hidden test code.
+    c.Execute.extra_arguments = ["--InteractiveShell.xmode=Minimal", "--HistoryManager.hist_file=:memory:"]
+    c.Autograde.autograde_preprocessors = [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor,
+                                           LimitOutput, SaveAutoGrades, AssignLatePenalties,
+                                           CheckCellMetadata]
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
     # Feedback shows each test's outcome and message, not the hidden tests'
     # code or the mark scheme: the lessons are reused with the next class.
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, GetGrades
-
     c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ClearMarkScheme,
                                         CSSHTMLHeaderPreprocessor]
 
@@ -84,104 +102,136 @@ def tools_env(**extra) -> dict:
 # ---------------------------------------------------------------- the data
 
 def _tree_digest(folder: Path) -> str:
+    """Checksum of every name and byte under ``folder``; a link counts as its target's name."""
     h = hashlib.sha256()
-    for p in sorted(Path(folder).rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(folder)).encode())
-            h.update(p.read_bytes())
+    folder = Path(folder)
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+            p = Path(dirpath) / name
+            h.update(str(p.relative_to(folder)).encode() + b"\0")
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                h.update(b"link:" + os.readlink(p).encode())
+            elif stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
     return h.hexdigest()
 
 
-def master_data(folder: Path) -> tuple[Path, str]:
-    """Make (or find) the grading preset in ``folder``, verify it, and fingerprint it.
+def master_paths(course_root: Path) -> tuple[Path, Path]:
+    """The master data folder and the record of its checksum (outside that folder)."""
+    work = Path(course_root) / ".grading"
+    return work / "master", work / "master-checksum.json"
+
+
+def master_data(course_root: Path) -> tuple[Path, str]:
+    """The grading dataset of a course, checked against the checksum recorded when it was made.
+
+    A master that does not match its record (or has none) is removed and made
+    again, never reused.
 
     Returns
     -------
     (path, digest)
-        The dataset and a checksum of every byte in it, checked again after
-        each submission.
+        The ``.zspy`` dataset, and the checksum of its folder (both formats).
     """
     from .data import synthetic_path
+    from .manifest import get_preset
+    from .sandbox import remove_tree
 
-    path = synthetic_path(GRADING_PRESET, dest=Path(folder), progress=False)
-    return path, _tree_digest(path)
-
-
-def private_data(master: Path, digest: str, folder: Path) -> Path:
-    """A copy of the verified master for one submission (it may wreck it)."""
-    if _tree_digest(master) != digest:
-        raise CourseDataError(
-            f"The grading dataset {master} changed while grading; remove it and grade again."
-        )
-    folder = Path(folder)
-    if folder.exists():
-        shutil.rmtree(folder)
+    folder, record = master_paths(course_root)
+    p = get_preset(GRADING_PRESET)
+    path = folder / p.filename("zspy", p.seed)
+    try:
+        want = json.loads(record.read_text())
+    except (OSError, ValueError):
+        want = {}
+    if (want.get("dataset") == path.name and not os.path.islink(folder) and path.is_dir()
+            and not path.is_symlink() and _tree_digest(folder) == want.get("sha256")):
+        return path, want["sha256"]
+    remove_tree(folder)
     folder.mkdir(parents=True)
-    shutil.copytree(master, folder / master.name)
-    return folder
+    for fmt in ("hspy", "zspy"):  # lesson 02 opens both
+        path = synthetic_path(GRADING_PRESET, fmt=fmt, dest=folder, progress=False)
+    digest = _tree_digest(folder)
+    record.write_text(json.dumps({"dataset": path.name, "sha256": digest}, indent=1))
+    return path, digest
 
 
 # ---------------------------------------------------------- one submission
 
-def _limits(memory: int):
+def _own_group(memory: int):
     def apply():
-        import resource  # POSIX only: grading runs on Linux or macOS
+        import resource  # POSIX only: grading runs on Linux
 
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         os.setsid()
     return apply
 
 
-def _minimal_tracebacks(ipython_dir: Path) -> Path:
-    """An IPython profile whose errors show type and message only.
-
-    A failed hidden test then reports its message in the feedback without the
-    lines of hidden code around it.
-    """
-    config = Path(ipython_dir) / "profile_default" / "ipython_config.py"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text('c.InteractiveShell.xmode = "Minimal"\n')
-    return Path(ipython_dir)
+#: Bytes of nbgrader's log kept for each student (its tail).
+LOG_LIMIT = 64 * 1024
 
 
-def grade_one(course_root: Path, lesson: str, student: str, data_dir: Path,
-              cell_timeout: int = CELL_TIMEOUT, notebook_timeout: int = NOTEBOOK_TIMEOUT,
-              memory: int = MEMORY_LIMIT) -> str:
-    """Run ``nbgrader autograde`` for one student in its own limited process.
+def grade_one(course_root: Path, lesson: str, student: str, cell_timeout: int = CELL_TIMEOUT,
+              notebook_timeout: int = NOTEBOOK_TIMEOUT, memory: int = MEMORY_LIMIT) -> str:
+    """Run ``nbgrader autograde`` for one student in its own process group.
+
+    The notebook's kernel runs in the sandbox with ``memory`` bytes of address
+    space and ``notebook_timeout`` seconds in all; this process waits a little
+    longer, then stops the whole group. nbgrader's log goes to a file, so no
+    process can stall the driver by holding a pipe.
 
     Returns
     -------
     str
-        nbgrader's log, plus a line when a limit stopped it.
+        The end of nbgrader's log, plus a line when the time limit stopped it.
     """
     env = {k: v for k, v in tools_env().items() if not k.startswith("LAZYSIGNALS_")}
-    env.update(LAZYSIGNALS_DATA=str(data_dir), LAZYSIGNALS_PRESET=GRADING_PRESET, MPLBACKEND="Agg",
-               IPYTHONDIR=str(_minimal_tracebacks(Path(data_dir).parent / "ipython")))
-    if "LAZYSIGNALS_MANIFEST" in os.environ:
-        env["LAZYSIGNALS_MANIFEST"] = os.environ["LAZYSIGNALS_MANIFEST"]
+    env["MPLBACKEND"] = "Agg"
+    for key in ("LAZYSIGNALS_MANIFEST", "LAZYSIGNALS_TRUSTED_CLASS"):
+        if key in os.environ:
+            env[key] = os.environ[key]
     cmd = [sys.executable, "-m", "nbgrader", "autograde", lesson, f"--student={student}", "--force",
            f"--CourseDirectory.root={course_root}", f"--Execute.timeout={cell_timeout}",
-           f"--ExecutePreprocessor.timeout={cell_timeout}"]
-    proc = subprocess.Popen(cmd, cwd=course_root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, preexec_fn=_limits(memory))
-    try:
-        out, _ = proc.communicate(timeout=notebook_timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        out, _ = proc.communicate()
-        out += f"\nGrading stopped: the notebook ran longer than {notebook_timeout} s."
-    return out
+           f"--SandboxedExecute.notebook_timeout={notebook_timeout}",
+           f"--SandboxedExecute.memory_limit={memory}"]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, cwd=course_root, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, preexec_fn=_own_group(max(memory, 8 * 2**30)))
+        note = ""
+        try:
+            proc.wait(timeout=notebook_timeout + 120)
+        except subprocess.TimeoutExpired:
+            note = f"\nGrading stopped: the notebook ran longer than {notebook_timeout} s."
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # anything of this student's that is left
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        log.flush()
+        log.seek(0, os.SEEK_END)
+        size = log.tell()
+        log.seek(max(0, size - LOG_LIMIT))
+        return log.read().decode("utf-8", "replace") + note
 
 
 # ------------------------------------------------------------ the gradebook
 
 def _errors(nb_path: Path) -> dict:
-    """grade_id -> error message, from an autograded notebook's outputs."""
+    """grade_id -> error message, from an autograded notebook's outputs (cells that stopped
+    grading are listed as ``"cell N"`` when they are not test cells)."""
     nb = json.loads(Path(nb_path).read_text())
     out = {}
-    for cell in nb["cells"]:
+    for i, cell in enumerate(nb["cells"]):
         gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         for o in cell.get("outputs", []):
+            if o.get("output_type") == "error" and o.get("ename") == "GradingStopped":
+                out[gid or f"cell {i}"] = f"GradingStopped: {o.get('evalue')}"
+                continue
             if o.get("output_type") == "error":
                 out[gid] = f"{o.get('ename')}: {o.get('evalue')}"
     return out
@@ -235,18 +285,19 @@ def autograde_course(course_root: Path, lesson: str, students=None, **limits) ->
     **limits
         ``cell_timeout``, ``notebook_timeout``, ``memory`` (see :func:`grade_one`).
     """
+    from .sandbox import require
+
+    require()  # refuse at once, with what to do, rather than once per student
     course_root = Path(course_root).resolve()
     if students is None:
         students = sorted(p.parent.name for p in (course_root / "submitted").glob(f"*/{lesson}"))
-    work = course_root / ".grading"
-    master, digest = master_data(work / "master")
+    master, digest = master_data(course_root)
     logs = {}
     for student in students:
-        data_dir = private_data(master, digest, work / "students" / student)
-        logs[student] = grade_one(course_root, lesson, student, data_dir, **limits)
-        shutil.rmtree(data_dir, ignore_errors=True)
-    if _tree_digest(master) != digest:
-        raise CourseDataError(f"The grading dataset {master} changed while grading; grade again.")
+        logs[student] = grade_one(course_root, lesson, student, **limits)
+        if _tree_digest(master.parent) != digest:
+            raise CourseDataError(f"The grading dataset {master} changed while grading {student}; "
+                                  "grade again (it is made again first).")
     return read_results(course_root, lesson, students, logs)
 
 

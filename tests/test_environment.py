@@ -32,9 +32,11 @@ def pip_requirements():
 def conda_requirements(path=ROOT / "environment.yml"):
     env = yaml.safe_load(Path(path).read_text())
     out = {}
-    for dep in env["dependencies"]:
-        if not isinstance(dep, str):
-            continue
+    deps = []
+    for dep in env["dependencies"]:  # conda packages, then those pip installs (not on conda-forge)
+        deps += dep.get("pip", []) if isinstance(dep, dict) else [dep]
+    for dep in deps:
+        dep = dep.split("#")[0].strip()
         m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", dep)
         out[m.group(1).lower()] = SpecifierSet(m.group(2).replace(" ", ""))
     return out, env

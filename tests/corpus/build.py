@@ -8,6 +8,7 @@ tests/test_grading.py uses it to grade the corpus.
 
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -35,23 +36,33 @@ def build(lesson: str, case: dict) -> dict:
     if case.get("solution"):
         solution = _answers(json.loads((ROOT / "solutions" / lesson / f"{lesson}.ipynb").read_text()))
         for gid, cell in cells.items():
-            src = "".join(solution[gid]["source"])
+            src = re.sub(r"=== BEGIN MARK SCHEME ===.*?=== END MARK SCHEME ===\n?", "",
+                         "".join(solution[gid]["source"]), flags=re.S)  # graders' notes, not the answer
             cell["source"] = "\n".join(l for l in src.splitlines() if "### BEGIN SOLUTION" not in l
                                        and "### END SOLUTION" not in l)
     for gid, code in (case.get("answers") or {}).items():
         if gid not in cells:
             raise KeyError(f"{lesson} has no answer cell {gid!r}; it has {sorted(cells)}")
         cells[gid]["source"] = code
+    tagged = {c["metadata"]["nbgrader"]["grade_id"]: c for c in nb["cells"]
+              if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
+    for gid, tags in (case.get("tags") or {}).items():
+        tagged[gid]["metadata"]["tags"] = list(tags)
     return nb
 
 
-def write_submissions(course_dir: Path, lessons=None) -> dict:
-    """Write every case as ``submitted/<case>/<lesson>/<lesson>.ipynb``; return lesson -> {case: path}."""
+def write_submissions(course_dir: Path, lessons=None, suite_only: bool = False) -> dict:
+    """Write every case as ``submitted/<case>/<lesson>/<lesson>.ipynb``; return lesson -> {case: path}.
+
+    ``suite_only`` keeps the cases marked ``suite: true`` (the part the test suite grades).
+    """
     out = {}
     for lesson, cases in load_cases().items():
         if lessons and lesson not in lessons:
             continue
         for name, case in cases.items():
+            if suite_only and not case.get("suite"):
+                continue
             path = Path(course_dir) / "submitted" / name / lesson / f"{lesson}.ipynb"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(build(lesson, case), indent=1))
