@@ -36,7 +36,7 @@ def conda_requirements(path=ROOT / "environment.yml"):
     for dep in env["dependencies"]:  # conda packages, then those pip installs (not on conda-forge)
         deps += dep.get("pip", []) if isinstance(dep, dict) else [dep]
     for dep in deps:
-        dep = dep.split("#")[0].strip()
+        dep = dep.split("#")[0].split(";")[0].strip()  # a platform marker is not a bound
         m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", dep)
         out[m.group(1).lower()] = SpecifierSet(m.group(2).replace(" ", ""))
     return out, env
