@@ -37,8 +37,13 @@ CELL_TIMEOUT = 120
 NOTEBOOK_TIMEOUT = 900
 #: Address-space limit of the grading process and its kernel (bytes).
 MEMORY_LIMIT = 4 * 2**30
-#: The preset the lessons open while nbgrader grades (see lazysignals.data).
-GRADING_PRESET = __import__("lazysignals.manifest").manifest.preset_for("grading")
+
+
+def grading_preset() -> str:
+    """The preset the lessons open while nbgrader grades: the manifest's ``grading`` role."""
+    from .manifest import preset_for
+
+    return preset_for("grading")
 
 
 def configure(c, cell_timeout: int = CELL_TIMEOUT) -> None:
@@ -142,7 +147,7 @@ def master_data(course_root: Path) -> tuple[Path, str]:
     from .sandbox import remove_tree
 
     folder, record = master_paths(course_root)
-    p = get_preset(GRADING_PRESET)
+    p = get_preset(grading_preset())
     path = folder / p.filename("zspy", p.seed)
     try:
         want = json.loads(record.read_text())
@@ -154,7 +159,7 @@ def master_data(course_root: Path) -> tuple[Path, str]:
     remove_tree(folder)
     folder.mkdir(parents=True)
     for fmt in ("hspy", "zspy"):  # lesson 02 opens both
-        path = synthetic_path(GRADING_PRESET, fmt=fmt, dest=folder, progress=False)
+        path = synthetic_path(grading_preset(), fmt=fmt, dest=folder, progress=False)
     digest = _tree_digest(folder)
     record.write_text(json.dumps({"dataset": path.name, "sha256": digest}, indent=1))
     return path, digest
