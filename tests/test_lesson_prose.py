@@ -25,7 +25,8 @@ MEASUREMENTS = {
 SIZE = re.compile(rf"{NUMBER}\s*(?:[kMGT]i?B)\b")
 PEAK = re.compile(r"\bpeak(?:s|ed)?\b", re.I)
 # How long a lesson takes to teach is the author's statement, not a measurement.
-TEACHING_TIME = re.compile(r"\*\*Time|Time to teach|Time for exercises|minutes (?:teaching|introduction)", re.I)
+TEACHING_TIME = re.compile(r"\*\*Time|Time to teach|Time for exercises|minutes (?:teaching|introduction)"
+                           r"|\*\*Core track|core track|AGENDAS\.md", re.I)
 
 
 def sentences(text):
@@ -63,6 +64,7 @@ def test_the_prose_check_finds_typed_measurements_and_spares_facts():
     assert not typed_measurements("The aligned crop reads 25 % of the chunks, each of 32 MiB.")
     assert not typed_measurements("**Time:** 20 minutes teaching, 15 minutes exercises.")
     assert not typed_measurements("* **Time to teach:** 20 minutes")
+    assert not typed_measurements("**Core track:** 10 minutes.")
 
 
 @pytest.mark.parametrize("lesson", lesson_names())
