@@ -101,7 +101,8 @@ def test_fetch_convert_downloads_checks_and_converts_to_the_course_geometry(tmp_
     ci = yaml.safe_load(manifest.manifest_path().read_text())["presets"]["ci"]
     course_manifest = tmp_path / "manifest.yml"
     course_manifest.write_text(yaml.safe_dump(
-        {"default_preset": "ci", "presets": {"ci": ci}, "datasets": {"big-film": entry}}))
+        {"roles": {role: "ci" for role in ("default", "grading", "workshop", "out_of_core")},
+         "presets": {"ci": ci}, "datasets": {"big-film": entry}}))
     env = {manifest.MANIFEST_ENV: str(course_manifest), "LAZYSIGNALS_ZENODO_URL": url,
            "LAZYSIGNALS_FETCH_RETRIES": "0"}
 
@@ -138,7 +139,7 @@ def _code_cells(path):
 
 def test_notebooks_command_writes_the_student_version_without_solutions_or_hidden_tests(tmp_path):
     lesson = "00_setup"
-    for item in ("lazysignals", "nbgrader_config.py", "data_manifest.yml"):
+    for item in ("lazysignals", "nbgrader_config.py", "data_manifest.yml", "docs"):
         src = REPO_ROOT / item
         (shutil.copytree(src, tmp_path / item, ignore=shutil.ignore_patterns("__pycache__"))
          if src.is_dir() else shutil.copy(src, tmp_path / item))
@@ -148,12 +149,16 @@ def test_notebooks_command_writes_the_student_version_without_solutions_or_hidde
 
     assert r.returncode == 0, r.stderr
     made = tmp_path / "notebooks" / lesson / f"{lesson}.ipynb"
-    assert Path(r.stdout.strip()) == made
+    pages = [tmp_path / folder / page for folder in ("notebooks", "solutions")
+             for page in ("GLOSSARY.md", "CHEATSHEET.md")]
+    assert sorted(Path(line) for line in r.stdout.split()) == sorted([made, *pages])
     text = made.read_text()
     for marker in ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS", "_unreadable("):
         assert marker not in text, f"the student notebook still has {marker!r}"
     assert "raise NotImplementedError" in text
     assert _code_cells(made) == _code_cells(REPO_ROOT / "notebooks" / lesson / f"{lesson}.ipynb")
+    for page in pages:  # the reference pages sit next to the lessons, copied from docs/
+        assert page.read_text() == (REPO_ROOT / "docs" / page.name).read_text()
 
 
 def test_corpus_build_writes_every_case_as_a_submission(tmp_path):
@@ -192,9 +197,9 @@ def course_copy(tmp_path):
     """course.py in a scratch folder, with a fake environment whose python records its calls."""
     root = tmp_path / "course"
     (root / "jupyter").mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "course.py", root / "course.py")
-    shutil.copy(REPO_ROOT / "pyproject.toml", root / "pyproject.toml")
-    shutil.copy(REPO_ROOT / "jupyter" / "overrides.json", root / "jupyter" / "overrides.json")
+    (root / "requirements").mkdir()
+    for name in ("course.py", "pyproject.toml", "jupyter/overrides.json", "requirements/lock.txt"):
+        shutil.copy(REPO_ROOT / name, root / name)
     venv, log = tmp_path / "venv", tmp_path / "calls.log"
     (venv / "bin").mkdir(parents=True)
     python = venv / "bin" / "python"
@@ -214,12 +219,21 @@ def _installs(calls):
     return [c for c in calls if "-m pip install" in c]
 
 
+def _installs_the_lock_then_the_course(root, calls):
+    """The hashed lock first, then the course itself without pulling in other versions."""
+    installs = _installs(calls)
+    return (len(installs) == 2
+            and installs[0].endswith(f"--require-hashes -r {root / 'requirements' / 'lock.txt'}")
+            and installs[1].endswith(f"--no-deps -e {root}"))
+
+
 def test_course_py_installs_once_then_runs_the_command_at_once(course_copy):
     root, course = course_copy
 
     r, calls = course("test", "-k", "manifest")
     assert r.returncode == 0, r.stderr
-    assert len(_installs(calls)) == 1 and f"-e {root}[test]" in _installs(calls)[0]
+    assert _installs_the_lock_then_the_course(root, calls), calls
+    assert "warning" not in r.stdout, "the committed lock should match pyproject.toml"
     assert "-m lazysignals lab-settings" in calls
     assert calls[-1] == "-m pytest -k manifest"
 
@@ -228,7 +242,7 @@ def test_course_py_installs_once_then_runs_the_command_at_once(course_copy):
     assert calls == ["-m pytest -k manifest"], "a second run installed again"
 
 
-@pytest.mark.parametrize("changed", ["pyproject.toml", "jupyter/overrides.json"])
+@pytest.mark.parametrize("changed", ["pyproject.toml", "jupyter/overrides.json", "requirements/lock.txt"])
 def test_course_py_installs_again_when_the_dependencies_change(course_copy, changed):
     root, course = course_copy
     course("start", "--no-browser")
@@ -238,7 +252,7 @@ def test_course_py_installs_again_when_the_dependencies_change(course_copy, chan
     r, calls = course("start", "--no-browser")
 
     assert r.returncode == 0, r.stderr
-    assert len(_installs(calls)) == 1, f"changing {changed} did not reinstall: {calls}"
+    assert _installs_the_lock_then_the_course(root, calls), f"changing {changed} did not reinstall: {calls}"
     assert calls[-1] == "-m lazysignals start --no-browser"
     r, calls = course("start", "--no-browser")
     assert not _installs(calls)
@@ -253,4 +267,18 @@ def test_course_py_failed_install_says_what_to_do_and_tries_again_next_time(cour
     assert not any("-m pytest" in c for c in calls)
 
     r, calls = course("test")
-    assert r.returncode == 0 and len(_installs(calls)) == 1
+    assert r.returncode == 0 and _installs_the_lock_then_the_course(_root, calls), calls
+
+
+def test_course_py_with_a_lock_older_than_pyproject_warns_and_adds_what_pyproject_needs(course_copy):
+    root, course = course_copy
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("dependencies = [", 'dependencies = [\n    "tomli-w",', 1))
+
+    r, calls = course("test")
+
+    assert r.returncode == 0, r.stderr
+    assert "python3 course.py lock" in r.stdout
+    installs = _installs(calls)
+    assert len(installs) == 2 and "--require-hashes -r" in installs[0]
+    assert installs[1].endswith(f"-e {root}[test]") and "--no-deps" not in installs[1]

@@ -50,24 +50,24 @@ def test_validated_entries_have_the_types_the_package_uses():
     entry = raw()["presets"]["ci"]
     assert ci.description == entry["description"] and ci.seed == entry["seed"] == 2019
     assert (ci.detector_scale_mrad, ci.dose, ci.defects) == (0.32, 60.0, True)
-    assert m["default_preset"] == "binder"
+    assert m["roles"] == {"default": "binder", "grading": "ci", "workshop": "workshop", "out_of_core": "large"}
     feal = m["datasets"]["feal-stripes"]
     assert feal.name == "feal-stripes" and feal.record == 14113591 and feal.convert is None
 
 
 def test_a_manifest_without_its_three_sections_is_refused():
-    for missing in ("presets", "datasets", "default_preset"):
+    for missing in ("presets", "datasets", "roles"):
         r = raw()
         del r[missing]
-        with pytest.raises(CourseDataError, match="^here: needs the keys default_preset, presets and datasets"):
+        with pytest.raises(CourseDataError, match="^here: needs the keys roles, presets and datasets"):
             manifest.validate(r, source="here")
     with pytest.raises(CourseDataError, match="needs the keys"):
         manifest.validate(["not", "a", "mapping"])
 
 
-def test_empty_sections_are_allowed_but_the_default_must_still_exist():
-    r = {"default_preset": "ci", "presets": None, "datasets": None}
-    with pytest.raises(CourseDataError, match="^manifest: default_preset 'ci' is not a preset"):
+def test_empty_sections_are_allowed_but_every_role_must_still_name_a_preset():
+    r = {"roles": {role: "ci" for role in manifest.ROLES}, "presets": None, "datasets": None}
+    with pytest.raises(CourseDataError, match="^manifest: role default names 'ci', which is not a preset"):
         manifest.validate(r)
     r = raw()
     r["datasets"] = None
@@ -162,7 +162,7 @@ def test_a_malformed_convert_entry_is_refused_with_what_it_needs(spec, message):
 
 def test_the_manifest_in_use_follows_the_environment_variable(tmp_path, monkeypatch):
     r = raw()
-    r["default_preset"] = "ci"
+    r["roles"]["default"] = "ci"
     path = tmp_path / "other.yml"
     path.write_text(yaml.safe_dump(r))
     monkeypatch.setenv(manifest.MANIFEST_ENV, str(path))
