@@ -25,6 +25,5 @@ c.CourseDirectory.course_id = "lazy-signals"
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", os.path.join(HERE, "exchange"))
 configure(c)
 # `nbgrader export` writes only the lessons with graded submissions (a lesson
-# never released would read as 0 for everyone); long messages wrap in feedback.
+# never released would read as 0 for everyone).
 c.ExportApp.plugin_class = "lazysignals.instructor.GradedCsvExport"
-c.GenerateFeedback.preprocessors = [*c.GenerateFeedback.preprocessors, "lazysignals.instructor.WrapLongLines"]

@@ -69,8 +69,11 @@ def configure(c, cell_timeout: int = CELL_TIMEOUT) -> None:
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
     # Feedback shows each test's outcome and message, not the hidden tests'
     # code or the mark scheme: the lessons are reused with the next class.
+    # Long check messages wrap instead of running off the page.
+    from .instructor import WrapLongLines
+
     c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ClearMarkScheme,
-                                        CSSHTMLHeaderPreprocessor]
+                                        CSSHTMLHeaderPreprocessor, WrapLongLines]
 
 
 @dataclass
