@@ -164,15 +164,17 @@ class Sandbox:
                 args += ["--symlink", os.readlink(link), link]
             else:
                 args += self._ro(link)
+        # The private /tmp first: the environment or the course may themselves
+        # live under /tmp, and a later mount would hide them.
+        args += ["--proc", "/proc", "--dev", "/dev",
+                 "--size", str(self.tmp_size), "--tmpfs", "/tmp",
+                 "--size", str(self.tmp_size), "--tmpfs", WORK_INSIDE]
         for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
             args += self._ro(prefix)
         # The package (an editable install lives in the course folder: only
         # the package folder and the manifest are shown, not the folder).
         args += self._ro(Path(lazysignals.__file__).parent)
         args += self._ro(manifest.manifest_path())
-        args += ["--proc", "/proc", "--dev", "/dev",
-                 "--size", str(self.tmp_size), "--tmpfs", "/tmp",
-                 "--size", str(self.tmp_size), "--tmpfs", WORK_INSIDE]
         for f in self.files:
             if f.is_file() and not f.is_symlink():
                 args += ["--ro-bind", str(f), f"{WORK_INSIDE}/{f.name}"]
