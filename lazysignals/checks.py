@@ -297,6 +297,25 @@ def check_choice(answer, options, what: str = "your choice"):
         )
 
 
+def check_quiz(lesson: str, variable: str, answer):
+    """Instant feedback on a multiple-choice answer: why the chosen letter is right or wrong.
+
+    A wrong letter fails with its reason (and asks for another try); the right
+    one prints the success line with its reason. The letters and reasons live
+    in :mod:`lazysignals.quizzes`; the graded answer is judged again by the grader.
+    """
+    from .quizzes import quiz
+
+    q = quiz(lesson, variable)
+    options = sorted(q["why"])
+    check_choice(answer, options, variable)
+    letter = answer.strip().upper()
+    if letter != q["answer"]:
+        raise CheckFailed(f"{variable} = {letter!r} is not the best answer: {q['why'][letter]} "
+                          "Read the choices again and try another letter.")
+    passed(f"{letter} is right: {q['why'][letter]}")
+
+
 def check_annulus(signal, inner: float, outer: float):
     """An ADF ring must clear the bright-field disk everywhere and fit the detector.
 

@@ -436,8 +436,14 @@ class AdfImage(Judge):
 class Choice(Judge):
     """A multiple-choice answer held in a variable of the notebook."""
 
-    def __init__(self, lesson, grade_id, variable, right):
-        self.lesson, self.grade_id, self.function, self._right = lesson, grade_id, variable, right
+    def __init__(self, lesson, grade_id, variable):
+        self.lesson, self.grade_id, self.function = lesson, grade_id, variable
+
+    @property
+    def _right(self) -> str:
+        from .quizzes import quiz
+
+        return quiz(self.lesson, self.function)["answer"]
 
     def inputs(self, rng):
         return {}
@@ -741,9 +747,9 @@ class CapstoneAdf(Judge):
 
 JUDGES = {(j.lesson, j.grade_id): j for j in (
     NumpyShapes(), DatasetNbytes(), ChunksTouched(), SqrtSumPerPosition(), SumNbytes(),
-    Choice("02_loading", "test_ex3_faster_format", "faster_format", "B"), AnnulusRadii(), AdfImage(),
+    Choice("02_loading", "test_ex3_faster_format", "faster_format"), AnnulusRadii(), AdfImage(),
     ChunksRead(), SafeDtype(), RebinnedNbytes(), RebinLossless(), MapBlockNbytes(), QuarterCrop(),
-    FractionRead(), MemoryLimitFor(), Choice("09_scaling_out", "test_format_choice", "answer", "C"),
+    FractionRead(), MemoryLimitFor(), Choice("09_scaling_out", "test_format_choice", "answer"),
     CapstoneAdf(), CentralCrop())}
 
 

@@ -469,3 +469,41 @@ def test_the_outer_radius_may_reach_the_nearest_edge_on_any_side(kx_size, ky_siz
     checks.check_annulus(s, 2.0, edge)
     with pytest.raises(CheckFailed, match="from the centre: take it from the signal axes"):
         checks.check_annulus(s, 2.0, edge + 0.01)
+
+
+# check_quiz: instant feedback from lazysignals.quizzes, one source with the grader's judge
+
+def test_a_wrong_quiz_choice_fails_at_once_with_the_reason_it_is_wrong():
+    from lazysignals.quizzes import QUIZZES
+
+    for (lesson, variable), q in QUIZZES.items():
+        for letter, reason in q["why"].items():
+            if letter == q["answer"]:
+                continue
+            with pytest.raises(checks.CheckFailed) as err:
+                checks.check_quiz(lesson, variable, letter.lower())
+            assert reason in str(err.value) and "try another letter" in str(err.value)
+
+
+def test_the_right_quiz_choice_prints_the_success_line_and_why(capsys):
+    from lazysignals.quizzes import QUIZZES
+
+    for (lesson, variable), q in QUIZZES.items():
+        checks.check_quiz(lesson, variable, f" {q['answer']} ")
+        out = capsys.readouterr().out
+        assert out.startswith("Well done:") and q["why"][q["answer"]] in out
+
+
+def test_every_quiz_gives_a_reason_for_each_letter_and_its_judge_agrees():
+    from lazysignals import judges
+    from lazysignals.quizzes import QUIZZES
+
+    choices = [j for j in judges.JUDGES.values() if isinstance(j, judges.Choice)]
+    assert {(j.lesson, j.function) for j in choices} <= set(QUIZZES)
+    for j in choices:
+        q = QUIZZES[(j.lesson, j.function)]
+        assert q["answer"] in q["why"] and len(q["why"]) >= 3
+        j.judge({}, {"got": q["answer"].lower()})
+        for wrong in set(q["why"]) - {q["answer"]}:
+            with pytest.raises(judges.Failed):
+                j.judge({}, {"got": wrong})
