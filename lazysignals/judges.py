@@ -745,12 +745,20 @@ class CapstoneAdf(Judge):
                              "sum over that ring (r measured from 0 mrad on the calibrated axes)")
 
 
+# One line per lesson, so that lessons can gain judges independently.
 JUDGES = {(j.lesson, j.grade_id): j for j in (
-    NumpyShapes(), DatasetNbytes(), ChunksTouched(), SqrtSumPerPosition(), SumNbytes(),
-    Choice("02_loading", "test_ex3_faster_format", "faster_format"), AnnulusRadii(), AdfImage(),
-    ChunksRead(), SafeDtype(), RebinnedNbytes(), RebinLossless(), MapBlockNbytes(), QuarterCrop(),
-    FractionRead(), MemoryLimitFor(), Choice("09_scaling_out", "test_format_choice", "answer"),
-    CapstoneAdf(), CentralCrop())}
+    NumpyShapes(), DatasetNbytes(),  # 00
+    ChunksTouched(), SqrtSumPerPosition(),  # 01
+    SumNbytes(), Choice("02_loading", "test_ex3_faster_format", "faster_format"),  # 02
+    AnnulusRadii(), AdfImage(),  # 03
+    ChunksRead(),  # 04
+    SafeDtype(), RebinnedNbytes(), RebinLossless(),  # 05
+    MapBlockNbytes(),  # 06
+    QuarterCrop(), FractionRead(),  # 07
+    # 08
+    MemoryLimitFor(), Choice("09_scaling_out", "test_format_choice", "answer"),  # 09
+    CapstoneAdf(), CentralCrop(),  # 10
+)}
 
 
 def for_lesson(lesson: str) -> dict:
