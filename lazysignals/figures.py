@@ -101,13 +101,43 @@ def _grab_within_reach(event):
                 patch.set_picker(_near)
 
 
+def _close_own_figure(self):
+    """``BlittedFigure.close`` that closes this plot's figure, not pyplot's current one."""
+    import matplotlib.pyplot as plt
+
+    figure = self.get_mpl_figure()  # before _on_close forgets it
+    self._on_close()
+    if figure is not None:
+        plt.close(figure)
+
+
+def hyperspy_closes_its_own_figures():
+    """Make a new plot of a signal close that signal's old figures, and no other.
+
+    HyperSpy 2.x (``hyperspy.drawing.figure.BlittedFigure.close``) clears its
+    reference to the figure and then calls ``plt.close`` with it, that is with
+    ``None``, which closes pyplot's *current* figure: whatever figure was made
+    last. So ``s.plot()`` a second time closed the figure made just before it
+    (in lesson 03 the bright-field/ADF comparison, which stayed blank in
+    JupyterLab) and left the old navigator open. Done once HyperSpy is imported.
+    """
+    import sys
+
+    module = sys.modules.get("hyperspy.drawing.figure")
+    if module is not None and module.BlittedFigure.close is not _close_own_figure:
+        module.BlittedFigure.close = _close_own_figure
+
+
 def course_canvas(fig):
     """Figure hook (``rcParams["figure.hooks"]``) for JupyterLab's interactive figures.
 
     ipympl puts its toolbar over the left edge of the figure, where HyperSpy's
     pointer starts and the y-axis label is: the course puts it on the right,
-    and makes the pointer easy to grab.
+    and makes the pointer easy to grab. HyperSpy's plots, which make their
+    figures with pyplot, close only their own figures from then on
+    (:func:`hyperspy_closes_its_own_figures`).
     """
+    hyperspy_closes_its_own_figures()
     canvas = fig.canvas
     if hasattr(canvas, "toolbar_position"):  # ipympl (%matplotlib widget)
         canvas.toolbar_position = "right"

@@ -85,9 +85,27 @@ EXEC_JS = """async (code) => {
   await future.done;
   return out;
 }"""
+# How many different colours a canvas holds (1: nothing drawn), leaving out the
+# bottom-right corner where ipympl draws its resize handle on every figure, drawn or not.
+CORNER_PX = 30
+COLOURS_JS = f"""(c) => {{
+  if (!c.width || !c.height) return 0;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const b = c.getBoundingClientRect();
+  const cx = c.width - {CORNER_PX} * c.width / Math.max(b.width, 1);
+  const cy = c.height - {CORNER_PX} * c.height / Math.max(b.height, 1);
+  const seen = new Set();
+  for (let i = 0; i < d.length && seen.size < 50; i += 4 * 97) {{
+    const p = i / 4, x = p % c.width, y = Math.floor(p / c.width);
+    if (x >= cx && y >= cy) continue;
+    seen.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
+  }}
+  return seen.size;
+}}"""
 # For each ipympl figure of the open notebook: its size on the page and how
-# many different colours its canvases hold (1: nothing drawn).
+# many different colours its canvases hold (1 or 0: nothing drawn).
 FIGURES_JS = """() => {
+  const colours_of = %s;
   const nb = window.jupyterapp.shell.currentWidget.content.node;
   const cells = Array.from(nb.querySelectorAll('.jp-Cell'));
   return Array.from(nb.querySelectorAll('.jupyter-matplotlib-figure')).map((fig) => {
@@ -97,26 +115,18 @@ FIGURES_JS = """() => {
     for (const c of fig.querySelectorAll('canvas')) {
       const b = c.getBoundingClientRect();
       area = Math.max(area, b.width * b.height);
-      if (!c.width || !c.height) continue;
-      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-      const seen = new Set();
-      for (let i = 0; i < d.length && seen.size < 50; i += 4 * 97) seen.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
-      colours = Math.max(colours, seen.size);
+      colours = Math.max(colours, colours_of(c));
     }
     return {cell, x: r.x, width: r.width, height: r.height, area, colours,
             title: (fig.querySelector('.jupyter-widgets.widget-label, .jupyter-matplotlib-header') || {}).textContent || ''};
   });
-}"""
+}""" % COLOURS_JS
 DRAWN_JS = """(i) => {
+  const colours_of = %s;
   const nb = window.jupyterapp.shell.currentWidget.content.node;
   const fig = nb.querySelectorAll('.jupyter-matplotlib-figure')[i];
-  for (const c of fig.querySelectorAll('canvas')) {
-    if (!c.width || !c.height) continue;
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    for (let k = 4; k < d.length; k += 4 * 97) if (d[k] !== d[0] || d[k+1] !== d[1] || d[k+2] !== d[2]) return true;
-  }
-  return false;
-}"""
+  return Array.from(fig.querySelectorAll('canvas')).some((c) => colours_of(c) > 1);
+}""" % COLOURS_JS
 # Close the lesson's tab as a learner does; the course's settings shut its kernel down.
 CLOSE_JS = """async () => {
   const app = window.jupyterapp;
