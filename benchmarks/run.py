@@ -4,7 +4,8 @@
     .venv/bin/python -m benchmarks --preset workshop     # generate, compress, sum, crop on 7.38 GB
     .venv/bin/python -m benchmarks --only sum,crop       # some components
     .venv/bin/python -m benchmarks --list                # the components
-    .venv/bin/python -m benchmarks --report --readme     # only redraw the report (and README's tables)
+    .venv/bin/python -m benchmarks --report --readme     # only redraw the report (and the tables of
+                                                         # README.md and docs/AGENDAS.md)
 
 The components are the modules of this package that declare a ``COMPONENT``
 (:class:`benchmarks.harness.Component`). Results of earlier runs are kept in
@@ -25,6 +26,8 @@ from pathlib import Path
 from .harness import REPO, Component, default_data, load_now, machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The documents whose ``<!-- benchmark:NAME -->`` tables --readme rewrites.
+DOCUMENTS = ("README.md", "docs/AGENDAS.md")
 
 
 def components() -> dict[str, Component]:
@@ -66,7 +69,7 @@ def parse(argv, comps):
                     help="keep the out-of-core dataset afterwards (it is deleted by default)")
     ap.add_argument("--report", action="store_true", help="only rebuild results.md and results.png")
     ap.add_argument("--readme", action="store_true",
-                    help="also rewrite README.md's performance tables from the results")
+                    help="also rewrite the tables of README.md and docs/AGENDAS.md from the results")
     return ap.parse_args(argv)
 
 
@@ -127,8 +130,9 @@ def main(argv=None) -> int:
     report.write(results, comps, out)
     print(f"Wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
     if args.readme:
-        changed = report.update_readme(results, comps, REPO / "README.md")
-        print(f"README.md: rewrote the tables of {', '.join(changed) or 'no component'}")
+        for doc in DOCUMENTS:
+            changed = report.update_readme(results, comps, REPO / doc)
+            print(f"{doc}: rewrote the tables of {', '.join(changed) or 'no component'}")
     return 0
 
 
