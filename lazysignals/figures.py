@@ -5,6 +5,10 @@ when a diverging colormap is centred on 0 for values near 63, almost black when
 one hot pixel sets the top of the scale. :func:`colour_limit_problems` finds
 both in any matplotlib figure (HyperSpy's plots included), so that a lesson
 or a test can say which image is wrong and why.
+
+Also the course's figure hook (:func:`use_course_figures`): ipympl's toolbar
+out of the way, a navigator pointer that a mouse can grab, and HyperSpy plots
+that close only their own figures when a signal is plotted again.
 """
 
 from __future__ import annotations
