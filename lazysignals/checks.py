@@ -353,3 +353,64 @@ def check_annulus(signal, inner: float, outer: float):
             f"the ring is {(outer - inner) / kx.scale:.1f} pixels wide; make it at least 2 pixels "
             f"({2 * kx.scale:.3f} {kx.units})."
         )
+
+
+def check_chunk_choice(chunks, shape, dtype, budget, what: str = "choose_chunks"):
+    """Chunks (numpy order) for ``shape`` must cut the detector 4 x 4, fit ``budget`` bytes and not waste it."""
+    from .judges import ChooseChunks, Failed
+
+    try:
+        got = [int(c) for c in chunks]
+    except (TypeError, ValueError):
+        raise CheckFailed(f"{what} returned {chunks!r}: return four whole numbers, numpy order (y, x, ky, kx).") from None
+    dtypes = [np.dtype(d) for d in ChooseChunks._dtypes]
+    case = [*[int(n) for n in shape], dtypes.index(np.dtype(dtype)), int(budget)]
+    try:
+        ChooseChunks().judge({"cases": np.asarray([case])}, {"got": [got]})
+    except Failed as e:
+        raise CheckFailed(f"{what}: {e}.") from None
+
+
+def check_block_budget(source, *results, what: str = "your recipe"):
+    """No step of the recipes of ``results`` may make a block larger than a chunk of ``source``.
+
+    Computes ``results`` step by step (:func:`lazysignals.measure.largest_block`):
+    give it a small piece of the data, such as one navigation chunk.
+    """
+    from .measure import largest_block, max_chunk_bytes
+
+    for r in results:
+        check_lazy(r, what)
+    _, largest = largest_block(*results, exclude=[source])
+    chunk = max_chunk_bytes(source)
+    if largest > chunk:
+        raise CheckFailed(
+            f"{what}: a step makes blocks of {largest} bytes, {largest / chunk:.1f} times a chunk of the data "
+            f"({chunk} bytes): over the memory budget. Hint: keep the counts in their integer type (multiply "
+            "by a boolean mask, not a float one) and sum over a detector axis before anything becomes float."
+        )
+
+
+def check_crop_reads(crop, signal, radius: float, what: str = "your crop"):
+    """A crop must keep every detector pixel within ``radius`` of the centre pixel and read no other chunk."""
+    check_lazy(crop, what)
+    read, total = source_chunks_read(crop, signal)
+    if read == 0:
+        raise CheckFailed(f"{what} reads none of the dataset's chunks: crop the signal itself with isig[...].")
+    data = _data(signal)
+    need = int(np.prod(data.numblocks[:-2]))
+    for full, kept, chunks in zip(signal.axes_manager.signal_axes, crop.axes_manager.signal_axes, data.chunks[::-1]):
+        within = np.flatnonzero(np.abs(full.axis - full.axis[full.size // 2]) <= radius)
+        start = int(round((kept.offset - full.offset) / full.scale))
+        if within[0] < start or within[-1] >= start + kept.size:
+            raise CheckFailed(
+                f"{what} keeps {full.name} pixels {start} to {start + kept.size - 1}: it leaves out pixels within "
+                f"{radius:.3g} {full.units} of the centre pixel (index {full.size // 2}).")
+        edges = np.cumsum((0,) + tuple(chunks))
+        first, last = (int(np.searchsorted(edges, i, side="right")) - 1 for i in (within[0], within[-1]))
+        need *= last - first + 1
+    if read > need:
+        raise CheckFailed(
+            f"{what} reads {read} of {total} chunks; the pixels within the radius need only {need}. Hint: a crop "
+            "that reaches one pixel into a chunk reads that whole chunk: stop at the chunk edges around the "
+            "pixels you need (signal.data.chunks).")

@@ -674,35 +674,170 @@ class SqrtSumPerPosition(Judge):
                              "differ from the reference: take the square root first, then sum the last two axes")
 
 
-class CentralCrop(Judge):
-    lesson, grade_id, function = "10_capstone", "test_central_crop", "central_crop"
+# ------------------------------------------------- 10: the capstone's new specimen
+
+def _calibrated(arr, chunks, scale, ox, oy):
+    """A lazy Signal2D of ``arr`` with explicit ``chunks``, one ``scale`` and offsets for kx and ky."""
+    import dask.array as da
+
+    sig = _signal(da.from_array(arr, chunks=chunks), None, scale)
+    kx_ax, ky_ax = sig.axes_manager.signal_axes
+    kx_ax.offset, ky_ax.offset = float(ox), float(oy)
+    return sig
+
+
+def _split(rng, n, lo, hi):
+    """Random chunk lengths between ``lo`` and ``hi`` adding up to ``n`` (the last may be shorter)."""
+    out = []
+    while sum(out) < n:
+        out.append(int(min(rng.integers(lo, hi + 1), n - sum(out))))
+    return np.asarray(out, dtype=np.int64)
+
+
+def _edges(chunks):
+    return np.concatenate([[0], np.cumsum(np.asarray(chunks, dtype=np.int64))])
+
+
+def _block_of(chunks, index):
+    """(number, start, stop) of the chunk that holds ``index``."""
+    edges = _edges(chunks)
+    k = int(np.searchsorted(edges, index, side="right")) - 1
+    return k, int(edges[k]), int(edges[k + 1])
+
+
+def _ring_radius(rng, lo, hi):
+    """A radius (in pixels) that no pixel-to-pixel distance equals: sqrt(m + 1/2) for an integer m."""
+    return float(np.sqrt(int(rng.integers(lo, hi)) + 0.5))
+
+
+def _centred(n, scale, offset):
+    """Calibrated coordinates of an axis measured from its centre pixel (index n // 2), lesson 03's centre."""
+    axis = float(offset) + float(scale) * np.arange(n)
+    return axis - axis[n // 2], axis
+
+
+def _memory_note(got, what):
+    if got["largest"] > got["chunk_bytes"]:
+        raise Failed(f"{what}: a step of your recipe makes blocks of {got['largest']} bytes, "
+                     f"{got['largest'] / got['chunk_bytes']:.1f} times a chunk of the data "
+                     f"({got['chunk_bytes']} bytes), over the memory budget: keep the counts in their integer "
+                     "type (multiply by a boolean mask, not a float one) and sum over a detector axis before "
+                     "anything becomes float")
+
+
+class ChooseChunks(Judge):
+    lesson, grade_id, function = "10_capstone", "test_choose_chunks", "choose_chunks"
+    _dtypes = ("uint8", "uint16", "uint32", "float32")
 
     def inputs(self, rng):
-        cy, cx = (int(v) for v in rng.integers(3, 11, 2))
-        ny, nx = (int(v) for v in rng.integers(2, 6, 2))
-        return {"arr": rng.integers(0, 2**16, size=(ny, nx, 4 * cy, 4 * cx)).astype("uint32"), "cy": cy, "cx": cx}
+        cases = []
+        for k in range(14):
+            ky, kx = (4 * int(v) for v in rng.integers(2, 70, 2))
+            ny, nx = (int(v) for v in rng.integers(1, 700, 2))
+            if k < 3:  # a narrow scan: a square chunk would waste the budget
+                ny = int(rng.integers(1, 4))
+            d = int(rng.integers(0, len(self._dtypes)))
+            unit = (ky // 4) * (kx // 4) * np.dtype(self._dtypes[d]).itemsize
+            budget = int(unit * rng.integers(4, 6000) + rng.integers(0, unit))
+            cases.append([ny, nx, ky, kx, d, budget])
+        return {"cases": np.asarray(cases, dtype=np.int64)}
 
     def probe(self, fn, inp):
-        arr = inp["arr"]
-        sig = _signal(arr, (2, 2, int(inp["cy"]), int(inp["cx"])))
+        got = []
+        for ny, nx, ky, kx, d, budget in inp["cases"].tolist():
+            v, err = _attempt(fn, (ny, nx, ky, kx), self._dtypes[d], budget)
+            if err:
+                return {"error": err}
+            try:
+                got.append([int(c) for c in v])
+            except (TypeError, ValueError):
+                return {"error": f"it returned {v!r}, not four whole numbers"}
+        return {"got": got}
+
+    def judge(self, inp, out):
+        for (ny, nx, ky, kx, d, budget), got in zip(inp["cases"].tolist(), out["got"]):
+            dtype = self._dtypes[d]
+            where = f"for data of shape {(ny, nx, ky, kx)} ({dtype}) and a budget of {budget} bytes"
+            if len(got) != 4 or min(got) < 1:
+                raise Failed(f"{where}, choose_chunks gave {tuple(got)}: give four positive lengths, numpy order "
+                             "(y, x, ky, kx)")
+            cy, cx, cky, ckx = got
+            if (cky, ckx) != (ky // 4, kx // 4):
+                raise Failed(f"{where}, the detector chunks {(cky, ckx)} do not cut the {ky} x {kx} detector into "
+                             "4 x 4 equal chunks (the last two lengths, numpy order ky, kx)")
+            if cy > ny or cx > nx:
+                raise Failed(f"{where}, the navigation chunks {(cy, cx)} are longer than the scan {(ny, nx)}")
+            nbytes = cy * cx * cky * ckx * np.dtype(dtype).itemsize
+            if nbytes > budget:
+                raise Failed(f"{where}, one chunk of {tuple(got)} holds {nbytes} bytes: over the budget")
+            if 4 * nbytes < budget and (cy, cx) != (ny, nx):
+                raise Failed(f"{where}, one chunk of {tuple(got)} holds only {nbytes} bytes, less than a quarter "
+                             "of the budget: every chunk costs a task and a read, so make the navigation chunks "
+                             "as large as the budget allows (longer along x when the scan is only a few rows high)")
+
+
+class DefectMask(Judge):
+    lesson, grade_id, function = "10_capstone", "test_defect_mask", "defect_mask"
+
+    def inputs(self, rng):
+        ny, nx = int(rng.integers(7, 13)), int(rng.integers(7, 15))
+        ky, kx = int(rng.integers(10, 21)), int(rng.integers(10, 21))
+        arr = rng.poisson(8.0, size=(ny, nx, ky, kx)).astype("uint16")
+        cy, cx = _split(rng, ny, 2, 5), _split(rng, nx, 2, 5)
+        cky, ckx = _split(rng, ky, 4, 8), _split(rng, kx, 4, 8)
+        pixels = rng.choice(ky * kx, 6, replace=False)
+        arr[..., pixels[0] // kx, pixels[0] % kx] = 0  # dead
+        arr[..., pixels[1] // kx, pixels[1] % kx] = 0
+        arr[..., pixels[2] // kx, pixels[2] % kx] = 4000  # hot
+        arr[..., pixels[3] // kx, pixels[3] % kx] = 4000
+        # stuck in the central navigation chunk only, and stuck everywhere but there
+        _, ys, ye = _block_of(cy, ny // 2)
+        _, xs, xe = _block_of(cx, nx // 2)
+        arr[ys:ye, xs:xe, pixels[4] // kx, pixels[4] % kx] = 7
+        arr[:, :, pixels[5] // kx, pixels[5] % kx] = 9
+        arr[ys:ye, xs:xe, pixels[5] // kx, pixels[5] % kx] = rng.poisson(30.0, size=(ye - ys, xe - xs))
+        return {"arr": arr, "cy": cy, "cx": cx, "cky": cky, "ckx": ckx, "scale": float(rng.uniform(0.05, 0.5))}
+
+    def probe(self, fn, inp):
+        chunks = tuple(tuple(int(v) for v in inp[k]) for k in ("cy", "cx", "cky", "ckx"))
+        sig = _calibrated(inp["arr"], chunks, inp["scale"], 0.0, 0.0)
         got, err = _attempt(fn, sig)
         if err:
             return {"error": err}
-        data = getattr(got, "data", None)
-        return {"lazy": _is_lazy(got), "chunks": source_chunks(got, sig.data),
-                "values": np.asarray(data.compute() if hasattr(data, "compute") else data)}
+        data = getattr(got, "data", got)
+        lazy = hasattr(data, "dask")
+        return {"lazy": lazy, "chunks": source_chunks(got, sig.data),
+                "values": np.asarray(data.compute() if lazy else data).astype(bool)}
 
     def judge(self, inp, out):
-        arr, cy, cx = inp["arr"], int(inp["cy"]), int(inp["cx"])
-        if not out["lazy"]:
-            raise Failed("central_crop must return a lazy signal")
-        want = arr[:, :, cy:3 * cy, cx:3 * cx]
-        if out["values"].shape != want.shape or not np.array_equal(out["values"], want):
-            raise Failed(f"on data with detector chunks of {cy} x {cx} pixels the crop is not the central "
-                         "quarter: crop from one chunk in to three chunks in, along each detector axis")
+        arr = inp["arr"]
         ny, nx = arr.shape[:2]
-        if len(out["chunks"]) * 4 != -(-ny // 2) * -(-nx // 2) * 16:
-            raise Failed("the crop reads more than a quarter of the chunks: align it to the chunk edges")
+        iy, ys, ye = _block_of(inp["cy"], ny // 2)
+        ix, xs, xe = _block_of(inp["cx"], nx // 2)
+        block = arr[ys:ye, xs:xe]
+        want = block.max(axis=(0, 1)) == block.min(axis=(0, 1))
+        if not out["lazy"]:
+            raise Failed("defect_mask must return a lazy result (a dask array or a lazy signal): nothing is read "
+                         "until the caller computes it")
+        got = np.squeeze(out["values"])
+        if got.shape != want.shape:
+            raise Failed(f"on a detector of {want.shape[0]} x {want.shape[1]} pixels (ky, kx) the mask has shape "
+                         f"{got.shape}: one value per detector pixel, numpy order (ky, kx)")
+        if not np.array_equal(got, want):
+            whole = arr.max(axis=(0, 1)) == arr.min(axis=(0, 1))
+            if np.array_equal(got, whole):
+                raise Failed("your mask is that of the whole scan: use the patterns of the navigation chunk that "
+                             "holds the central probe position only (a pixel can be stuck there and not elsewhere)")
+            raise Failed(f"on fresh data your mask marks {int((got & ~want).sum())} pixels that change and misses "
+                         f"{int((want & ~got).sum())} that keep one value across the patterns of the navigation chunk "
+                         "that holds the central probe position: take that chunk's patterns, and mark the pixels "
+                         "whose largest and smallest values there are equal")
+        need = sorted([iy, ix, a, b] for a in range(len(inp["cky"])) for b in range(len(inp["ckx"])))
+        read = [list(map(int, c)) for c in out["chunks"]]
+        if read != need:
+            raise Failed(f"on data with other chunks your mask reads {len(read)} chunks; the navigation chunk that "
+                         f"holds the central probe position has {len(need)}: slice the navigation axes on that "
+                         "chunk's edges (from signal.data.chunks)")
 
 
 class CapstoneAdf(Judge):
@@ -711,38 +846,229 @@ class CapstoneAdf(Judge):
     def inputs(self, rng):
         ky, kx = (int(v) for v in rng.integers(14, 26, 2))
         scale = float(rng.uniform(0.3, 0.7))
+        shift = rng.uniform(1.0, 3.0, 2) * rng.choice([-1, 1], 2)  # the centre pixel is not at 0
+        radii = sorted([_ring_radius(rng, 4, 20), _ring_radius(rng, 25, 60)])
         return {"arr": rng.poisson(5.0, size=(int(rng.integers(3, 7)), int(rng.integers(3, 9)), ky, kx)).astype("uint16"),
-                "scale": scale, "oy": -ky / 2 * scale + float(rng.uniform(-0.5, 0.5)) * scale,
-                "ox": -kx / 2 * scale + float(rng.uniform(-0.5, 0.5)) * scale,
-                "radii": np.array([[1.0, 4.0], [2.5, 5.5], [0.0, 0.75]]) * scale * 2}
+                "scale": scale, "ox": float((-(kx // 2) + shift[0]) * scale), "oy": float((-(ky // 2) + shift[1]) * scale),
+                "radii": np.array([radii, [0.0, _ring_radius(rng, 2, 12)]]) * scale,
+                "one": rng.integers(0, 3, 2)}
 
     def probe(self, fn, inp):
+        from .measure import largest_block, max_chunk_bytes
+
         arr = inp["arr"]
-        sig = _signal(arr, (3, 3, arr.shape[2] // 2, arr.shape[3] // 2), inp["scale"])
-        kx_ax, ky_ax = sig.axes_manager.signal_axes
-        kx_ax.offset, ky_ax.offset = float(inp["ox"]), float(inp["oy"])
+        chunks = (3, 3, -(-arr.shape[2] // 2), -(-arr.shape[3] // 2))
+        sig = _calibrated(arr, chunks, inp["scale"], inp["ox"], inp["oy"])
         res = []
         for inner, outer in inp["radii"].tolist():
             got, err = _attempt(fn, sig, inner, outer)
             if err:
                 return {"error": err}
-            data = getattr(got, "data", None)
-            res.append({"lazy": _is_lazy(got),
-                        "values": np.asarray(data.compute() if hasattr(data, "compute") else data, dtype=float)})
-        return {"cases": res}
+            lazy = _is_lazy(got)
+            if not lazy:
+                res.append({"lazy": False})
+                continue
+            (values,), largest = largest_block(got.data, exclude=[sig.data])
+            res.append({"lazy": True, "values": np.asarray(values, dtype=float), "largest": largest,
+                        "chunk_bytes": max_chunk_bytes(sig.data)})
+        j, i = (int(v) for v in inp["one"])
+        one = _calibrated(arr[j, i], chunks[2:], inp["scale"], inp["ox"], inp["oy"])
+        inner, outer = inp["radii"][0].tolist()
+        got, err = _attempt(fn, one, inner, outer)
+        if err:
+            return {"cases": res, "one_error": err}
+        data = getattr(got, "data", got)
+        return {"cases": res, "one": np.asarray(data.compute() if hasattr(data, "compute") else data, dtype=float)}
 
     def judge(self, inp, out):
         arr, scale = inp["arr"], float(inp["scale"])
-        kx = float(inp["ox"]) + scale * np.arange(arr.shape[3])
-        ky = float(inp["oy"]) + scale * np.arange(arr.shape[2])
-        r = np.hypot(kx[np.newaxis, :], ky[:, np.newaxis])
+        dkx, kx = _centred(arr.shape[3], scale, inp["ox"])
+        dky, ky = _centred(arr.shape[2], scale, inp["oy"])
+        r = np.hypot(dkx[np.newaxis, :], dky[:, np.newaxis])
+        r0 = np.hypot(kx[np.newaxis, :], ky[:, np.newaxis])
         for (inner, outer), got in zip(inp["radii"].tolist(), out["cases"]):
             if not got["lazy"]:
-                raise Failed("adf_image must return a lazy signal")
-            want = (arr * ((r >= inner) & (r < outer))).sum(axis=(2, 3))
-            if np.squeeze(got["values"]).shape != want.shape or not np.allclose(np.squeeze(got["values"]), want):
-                raise Failed(f"on a fresh dataset the ADF image for {inner:.2f} <= r < {outer:.2f} differs from the "
-                             "sum over that ring (r measured from 0 mrad on the calibrated axes)")
+                raise Failed("adf_image must return a lazy signal (do not compute it)")
+            want = (arr * ((r >= inner) & (r <= outer))).sum(axis=(2, 3))
+            values = np.squeeze(got["values"])
+            if values.shape != want.shape:
+                raise Failed(f"on a scan of {want.shape} probe positions (y, x) the ADF image has shape "
+                             f"{values.shape}: one value per probe position")
+            if not np.allclose(values, want):
+                if np.allclose(values, (arr * ((r0 >= inner) & (r0 <= outer))).sum(axis=(2, 3))):
+                    raise Failed("on a detector whose centre pixel is not at 0 mrad your ring is centred on 0 mrad: "
+                                 "measure r from the pixel at index size // 2 of each signal axis (lesson 03)")
+                raise Failed(f"on a fresh dataset the ADF image for {inner:.3f} <= r <= {outer:.3f} differs from the "
+                             "sum over that ring (r measured from the centre pixel, index size // 2 of each axis)")
+            _memory_note(got, "adf_image")
+        if "one_error" in out:
+            raise Failed(f"adf_image failed on a single pattern (a signal with no navigation axes) with "
+                         f"{out['one_error']}: sum over the signal axes by name (axis=\"sig\"), not by their numbers")
+        j, i = (int(v) for v in inp["one"])
+        inner, outer = inp["radii"][0].tolist()
+        want = (arr[j, i] * ((r >= inner) & (r <= outer))).sum()
+        if np.asarray(out["one"]).size != 1 or not np.isclose(float(np.asarray(out["one"]).ravel()[0]), want):
+            raise Failed("adf_image of a single pattern (a signal with no navigation axes) is not the sum over "
+                         "the ring of that pattern")
+
+
+class CentralCrop(Judge):
+    lesson, grade_id, function = "10_capstone", "test_central_crop", "central_crop"
+
+    def inputs(self, rng):
+        out = {}
+        for k in range(3):
+            ky, kx = (int(v) for v in rng.integers(12, 31, 2))
+            scale = float(rng.uniform(0.05, 0.5))
+            reach = int(rng.integers(1, 4 if k == 0 else min(ky, kx) // 2 + (2 if k == 2 else 0)))
+            if k == 0:  # the pixels needed end on chunk edges: one pixel more reads more chunks
+                cky, ckx = ([*_split(rng, n // 2 + reach + 1, 3, 8), *_split(rng, n - n // 2 - reach - 1, 3, 8)]
+                            for n in (ky, kx))
+            else:
+                cky, ckx = _split(rng, ky, 3, 8), _split(rng, kx, 3, 8)
+            out.update({f"arr{k}": rng.integers(0, 2**16, size=(int(rng.integers(2, 5)), int(rng.integers(2, 5)), ky, kx)
+                                                ).astype("uint16"),
+                        f"cky{k}": np.asarray(cky, dtype=np.int64), f"ckx{k}": np.asarray(ckx, dtype=np.int64),
+                        f"scale{k}": scale,
+                        f"ox{k}": float(rng.uniform(-1.0, 1.0)), f"oy{k}": float(rng.uniform(-1.0, 1.0)),
+                        f"radius{k}": (reach + float(rng.uniform(0.2, 0.8))) * scale})
+        return out
+
+    def probe(self, fn, inp):
+        res = []
+        for k in range(3):
+            arr = inp[f"arr{k}"]
+            chunks = (2, 2, tuple(int(v) for v in inp[f"cky{k}"]), tuple(int(v) for v in inp[f"ckx{k}"]))
+            sig = _calibrated(arr, chunks, inp[f"scale{k}"], inp[f"ox{k}"], inp[f"oy{k}"])
+            crop, err = _attempt(fn, sig, float(inp[f"radius{k}"]))
+            if err:
+                return {"error": err}
+            if not _is_lazy(crop):
+                res.append({"lazy": False})
+                continue
+            res.append({"lazy": True, "shape": list(crop.data.shape),
+                        "offsets": [float(a.offset) for a in crop.axes_manager.signal_axes],
+                        "chunks": source_chunks(crop, sig.data), "values": np.asarray(crop.data[0, 0].compute())})
+        return {"cases": res}
+
+    def judge(self, inp, out):
+        for k, got in enumerate(out["cases"]):
+            arr, scale, radius = inp[f"arr{k}"], float(inp[f"scale{k}"]), float(inp[f"radius{k}"])
+            ny, nx, ky, kx = arr.shape
+            if not got["lazy"]:
+                raise Failed("central_crop must return a lazy signal (do not compute it)")
+            if len(got["shape"]) != 4 or got["shape"][:2] != [ny, nx]:
+                raise Failed(f"the crop has shape {tuple(got['shape'])}: keep every probe position and crop the "
+                             "detector only (isig)")
+            reach = int(np.floor(radius / scale))  # pixels within the radius, each way from the centre pixel
+            lo = [max(n // 2 - reach, 0) for n in (kx, ky)]
+            hi = [min(n // 2 + reach, n - 1) for n in (kx, ky)]
+            starts = [int(round((off - float(inp[f"o{a}{k}"])) / scale)) for off, a in zip(got["offsets"], "xy")]
+            stops = [starts[0] + got["shape"][3], starts[1] + got["shape"][2]]
+            where = (f"on a {ky} x {kx} detector with chunks {tuple(int(c) for c in inp[f'cky{k}'])} x "
+                     f"{tuple(int(c) for c in inp[f'ckx{k}'])}")
+            if any(s > a for s, a in zip(starts, lo)) or any(e <= b for e, b in zip(stops, hi)):
+                raise Failed(f"{where} and a radius of {radius / scale:.2f} pixels the crop (kx {starts[0]}:{stops[0]}, "
+                             f"ky {starts[1]}:{stops[1]}) leaves out pixels within the radius of the centre pixel "
+                             "(index size // 2 of each axis)")
+            if not np.array_equal(got["values"], arr[0, 0, starts[1]:stops[1], starts[0]:stops[0]]):
+                raise Failed("the cropped values do not match the detector pixels at the crop's axes")
+            ya, yb = _block_of(inp[f"cky{k}"], lo[1])[0], _block_of(inp[f"cky{k}"], hi[1])[0]
+            xa, xb = _block_of(inp[f"ckx{k}"], lo[0])[0], _block_of(inp[f"ckx{k}"], hi[0])[0]
+            want = sorted([i, j, a, b] for i in range(-(-ny // 2)) for j in range(-(-nx // 2))
+                          for a in range(ya, yb + 1) for b in range(xa, xb + 1))
+            read = [list(map(int, c)) for c in got["chunks"]]
+            if read != want:
+                raise Failed(f"{where} and a radius of {radius / scale:.2f} pixels your crop reads {len(read)} chunks; "
+                             f"the pixels within the radius need only {len(want)}: a crop that reaches one pixel "
+                             "into a chunk reads that whole chunk")
+
+
+class CapstoneCentreOfMass(Judge):
+    lesson, grade_id, function = "10_capstone", "test_centre_of_mass", "centre_of_mass"
+
+    def inputs(self, rng):
+        ky, kx = (int(v) for v in rng.integers(16, 25, 2))
+        scale = float(rng.uniform(0.2, 0.6))
+        shift = rng.uniform(1.0, 3.0, 2) * rng.choice([-1, 1], 2)
+        good = np.ones((ky, kx), dtype=bool)
+        r = np.hypot(*np.meshgrid(np.arange(kx) - kx // 2, np.arange(ky) - ky // 2))
+        near = np.flatnonzero(r.ravel() < 2.5)  # inside every radius drawn below
+        good.flat[rng.choice(near, 3, replace=False)] = False
+        arr = rng.poisson(6.0, size=(int(rng.integers(3, 7)), int(rng.integers(3, 8)), ky, kx)).astype("uint16")
+        arr[..., ~good] = 3000  # hot pixels near the centre: they must be left out
+        return {"arr": arr, "good": good, "scale": scale, "ox": float((-(kx // 2) + shift[0]) * scale),
+                "oy": float((-(ky // 2) + shift[1]) * scale),
+                "radii": np.array([_ring_radius(rng, 8, 30), _ring_radius(rng, 30, 80)]) * scale,
+                "one": rng.integers(0, 3, 2)}
+
+    def _run(self, fn, sig, radius, good):
+        from .measure import largest_block, max_chunk_bytes
+
+        got, err = _attempt(fn, sig, radius, good)
+        if err:
+            return {"error": err}
+        try:
+            cx, cy = got
+        except (TypeError, ValueError):
+            return {"error": f"it returned {type(got).__name__}, not the pair (cx, cy)"}
+        cx, cy = getattr(cx, "data", cx), getattr(cy, "data", cy)
+        if not (hasattr(cx, "dask") and hasattr(cy, "dask")):
+            return {"lazy": False}
+        (vx, vy), largest = largest_block(cx, cy, exclude=[sig.data])
+        return {"lazy": True, "cx": np.asarray(vx, dtype=float), "cy": np.asarray(vy, dtype=float),
+                "largest": largest, "chunk_bytes": max_chunk_bytes(sig.data)}
+
+    def probe(self, fn, inp):
+        arr, good = inp["arr"], np.asarray(inp["good"], dtype=bool)
+        chunks = (2, 3, -(-arr.shape[2] // 2), -(-arr.shape[3] // 2))
+        sig = _calibrated(arr, chunks, inp["scale"], inp["ox"], inp["oy"])
+        res = [self._run(fn, sig, float(radius), good) for radius in inp["radii"].tolist()]
+        j, i = (int(v) for v in inp["one"])
+        one = _calibrated(arr[j, i], chunks[2:], inp["scale"], inp["ox"], inp["oy"])
+        return {"cases": res, "one": self._run(fn, one, float(inp["radii"][0]), good)}
+
+    def _reference(self, arr, inp, radius, good=True, centred=True):
+        dkx, kx = _centred(arr.shape[-1], inp["scale"], inp["ox"])
+        dky, ky = _centred(arr.shape[-2], inp["scale"], inp["oy"])
+        x, y = (dkx, dky) if centred else (kx, ky)
+        w = arr * ((np.hypot(dkx[np.newaxis, :], dky[:, np.newaxis]) <= radius) & good)
+        total = w.sum(axis=(-2, -1))
+        return (w * x[np.newaxis, :]).sum(axis=(-2, -1)) / total, (w * y[:, np.newaxis]).sum(axis=(-2, -1)) / total
+
+    def _compare(self, got, arr, inp, radius, what):
+        if "error" in got:
+            raise Failed(f"centre_of_mass failed {what} with {got['error']}"
+                         + (": work on the last two axes (the detector), whatever comes before them"
+                            if "single" in what else ""))
+        if not got["lazy"]:
+            raise Failed("centre_of_mass must return two lazy results (dask arrays or lazy signals): do not compute")
+        good = np.asarray(inp["good"], dtype=bool)
+        cx, cy = self._reference(arr, inp, radius, good)
+        gx, gy = np.squeeze(got["cx"]), np.squeeze(got["cy"])
+        if gx.shape != np.shape(cx) or gy.shape != np.shape(cy):
+            raise Failed(f"{what}, cx and cy have shapes {gx.shape} and {gy.shape}, not {np.shape(cx)}: one value "
+                         "per probe position, numpy order (y, x)")
+        if np.allclose(gx, cx, rtol=1e-6) and np.allclose(gy, cy, rtol=1e-6):
+            return
+        if np.allclose(gx, cy, rtol=1e-6) and np.allclose(gy, cx, rtol=1e-6):
+            raise Failed(f"{what}, cx and cy are swapped: kx runs along the last numpy axis, ky along the one before")
+        if np.allclose(gx, self._reference(arr, inp, radius)[0], rtol=1e-6):
+            raise Failed(f"{what}, the defective pixels (False in good) are still in your sums: leave them out")
+        if np.allclose(gx, self._reference(arr, inp, radius, good, centred=False)[0], rtol=1e-6):
+            raise Failed(f"{what}, the coordinates are measured from 0 mrad: measure them from the centre pixel "
+                         "(index size // 2 of each signal axis), as the radius is")
+        raise Failed(f"{what}, the centre of mass differs from the reference (r <= radius from the centre pixel, "
+                     "good pixels only, coordinates from the centre pixel)")
+
+    def judge(self, inp, out):
+        arr = inp["arr"]
+        for radius, got in zip(inp["radii"].tolist(), out["cases"]):
+            self._compare(got, arr, inp, radius, f"on a fresh scan with radius {radius:.3f}")
+            _memory_note(got, "centre_of_mass")
+        j, i = (int(v) for v in inp["one"])
+        self._compare(out["one"], arr[j, i], inp, float(inp["radii"][0]),
+                      "on a single pattern (a signal with no navigation axes)")
 
 
 # One line per lesson, so that lessons can gain judges independently.
@@ -757,7 +1083,7 @@ JUDGES = {(j.lesson, j.grade_id): j for j in (
     QuarterCrop(), FractionRead(),  # 07
     # 08
     MemoryLimitFor(), Choice("09_scaling_out", "test_format_choice", "answer"),  # 09
-    CapstoneAdf(), CentralCrop(),  # 10
+    ChooseChunks(), DefectMask(), CapstoneAdf(), CentralCrop(), CapstoneCentreOfMass(),  # 10
 )}
 
 

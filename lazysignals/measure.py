@@ -296,3 +296,49 @@ class MemoryCap:
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+def largest_block(*arrays, exclude=()):
+    """Compute dask arrays one step at a time and find the largest block any step made.
+
+    Every step of the recipes runs on its own (no fusing of steps, one
+    thread), and the size of what each step returns is recorded: the
+    largest is what one thread holds at least while the computation runs,
+    whatever the machine. Steps of the arrays in ``exclude`` (the data the
+    recipes start from, whose blocks are the chunks themselves) are not counted.
+
+    Returns
+    -------
+    (values, nbytes)
+        The computed arrays (a tuple, as ``dask.compute`` gives) and the
+        size of the largest block made by a step, in bytes.
+
+    Examples
+    --------
+    >>> (image,), biggest = largest_block(adf.data, exclude=[s.data])
+    >>> biggest / max_chunk_bytes(s.data)   # 1.0: no step holds more than a chunk
+    """
+    import dask
+    from dask.callbacks import Callback
+
+    skip = set()
+    for x in exclude:
+        skip.update(dict(getattr(x, "data", x).__dask_graph__()).keys())
+    largest = [0]
+
+    class _Watch(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if key not in skip:
+                largest[0] = max(largest[0], int(getattr(result, "nbytes", 0) or 0))
+
+    with _Watch():
+        values = dask.compute(*[getattr(a, "data", a) for a in arrays], scheduler="sync", optimize_graph=False)
+    return values, largest[0]
+
+
+def max_chunk_bytes(array) -> int:
+    """Bytes of the largest chunk of a dask array (or of a lazy signal's data)."""
+    import numpy as np
+
+    data = getattr(array, "data", array)
+    return int(np.prod([max(c) for c in data.chunks])) * data.dtype.itemsize

@@ -507,3 +507,35 @@ def test_every_quiz_gives_a_reason_for_each_letter_and_its_judge_agrees():
         for wrong in set(q["why"]) - {q["answer"]}:
             with pytest.raises(judges.Failed):
                 j.judge({}, {"got": wrong})
+
+
+# the capstone's chunk choice, memory budget and crop
+
+def test_check_chunk_choice_passes_chunks_within_the_budget_and_names_the_waste_or_the_excess():
+    shape, budget = (40, 100, 32, 32), 64 * 100 * 2  # 100 positions of 8 x 8 uint16
+    checks.check_chunk_choice((10, 10, 8, 8), shape, "uint16", budget)
+    with pytest.raises(CheckFailed, match="over the budget"):
+        checks.check_chunk_choice((11, 10, 8, 8), shape, "uint16", budget)
+    with pytest.raises(CheckFailed, match="less than a quarter"):
+        checks.check_chunk_choice((2, 2, 8, 8), shape, "uint16", budget)
+    with pytest.raises(CheckFailed, match="4 x 4 equal chunks"):
+        checks.check_chunk_choice((8, 8, 10, 10), shape, "uint16", budget)
+    with pytest.raises(CheckFailed, match="four whole numbers"):
+        checks.check_chunk_choice(None, shape, "uint16", budget)
+
+
+def test_check_block_budget_names_a_float_step_four_times_a_chunk():
+    s = lazy_signal()
+    ring = np.ones((8, 8), dtype=bool)
+    checks.check_block_budget(s, (s * ring).sum(axis="sig").data)
+    with pytest.raises(CheckFailed, match=r"4\.0 times a chunk"):
+        checks.check_block_budget(s, (s.data * ring.astype(float)).sum(axis=(2, 3)), what="adf")
+
+
+def test_check_crop_reads_passes_the_chunks_around_the_disk_and_names_one_pixel_too_many():
+    s = lazy_signal((4, 6, 16, 16), chunks=(4, 6, 4, 4))  # centre pixel 8, chunk edges at 4, 8, 12
+    checks.check_crop_reads(s.isig[4:12, 4:12], s, 3.5)  # pixels 5..11 need chunks 1..2 of each axis
+    with pytest.raises(CheckFailed, match="need only 4"):
+        checks.check_crop_reads(s.isig[4:13, 4:12], s, 3.5)
+    with pytest.raises(CheckFailed, match="leaves out"):
+        checks.check_crop_reads(s.isig[6:12, 4:12], s, 3.5)

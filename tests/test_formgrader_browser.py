@@ -29,8 +29,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 SHOTS = REPO_ROOT / "test-artifacts" / "formgrader"
 LESSON = "10_capstone"
 TASK = "pipeline_cost"  # the written answer a person grades (5 points)
-ANSWER = "The ADF image reads every chunk once; the crop, centre of mass and fit read a quarter."
-COMMENT = "Right about the ADF pass. Say how often the fit reads the central quarter."
+ANSWER = "The ADF image reads every chunk once; the crop and the centre of mass read a quarter."
+COMMENT = "Right about the ADF pass. Say how often the central chunks are read."
 HIDDEN_CODE = ("BEGIN HIDDEN TESTS", "default_rng(1010)", "_flatten")
 
 
@@ -71,7 +71,7 @@ def test_hand_grade_in_the_formgrader_reaches_gradebook_feedback_and_export(brow
     sub = course / "submitted" / "ada" / LESSON
     sub.mkdir(parents=True)
     shutil.copy(course / "notebooks" / LESSON / f"{LESSON}.ipynb", sub / f"{LESSON}.ipynb")
-    fill(sub / f"{LESSON}.ipynb", {"central_crop": "def central_crop(signal):\n    return signal.isig[1:, 1:]\n"},
+    fill(sub / f"{LESSON}.ipynb", {"central_crop": "def central_crop(signal, radius):\n    return signal.isig[1:, 1:]\n"},
          markdown_after={TASK: ANSWER})
     run([sys.executable, "-m", "lazysignals", "autograde", LESSON, "--course-dir", str(course),
          "--cell-timeout", "60", "--notebook-timeout", "300"], course, env)
@@ -121,7 +121,7 @@ def test_hand_grade_in_the_formgrader_reaches_gradebook_feedback_and_export(brow
     # The failed check's message wraps at the page's edge on a narrow screen, nothing cut off.
     page = browser.new_page(viewport={"width": 700, "height": 900})
     page.goto(feedback.as_uri())
-    message = page.locator("div.output_error pre", has_text="the shape of the crop").first
+    message = page.locator("div.output_error pre", has_text="the pixels within the radius need only").first
     message.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "3-feedback-message.png"))
     cut = page.evaluate("() => [...document.querySelectorAll('div.output_subarea pre')]"

@@ -235,3 +235,29 @@ def test_release_free_memory_works_without_glibc(monkeypatch):
 
     monkeypatch.setattr(ctypes, "CDLL", no_libc)
     measure._release_free_memory()  # no error on macOS, Windows or musl
+
+
+def test_largest_block_sees_a_float_copy_of_a_chunk_but_not_an_integer_mask():
+    import dask.array as da
+    import numpy as np
+
+    from lazysignals.measure import largest_block, max_chunk_bytes
+
+    x = da.ones((4, 4, 8, 8), dtype="uint16", chunks=(2, 2, 4, 4))
+    chunk = max_chunk_bytes(x)
+    assert chunk == 2 * 2 * 4 * 4 * 2
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[2:6, 2:6] = True
+    (values,), kept = largest_block((x * mask).sum(axis=(2, 3)), exclude=[x])
+    assert kept == chunk and values.tolist() == [[16] * 4] * 4
+    _, floated = largest_block((x * mask.astype(float)).sum(axis=(2, 3)), exclude=[x])
+    assert floated == 4 * chunk  # float64: four times the bytes of uint16
+
+
+def test_largest_block_counts_the_data_when_it_is_not_excluded():
+    import dask.array as da
+
+    from lazysignals.measure import largest_block
+
+    x = da.ones((6, 6), dtype="uint8", chunks=3)
+    assert largest_block(x.sum())[1] >= 9
