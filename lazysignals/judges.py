@@ -319,6 +319,9 @@ class RebinLossless(Judge):
             if err:
                 res.append({"error": err})
                 continue
+            if out is None:
+                res.append({"none": True})
+                continue
             data = getattr(out, "data", None)
             res.append({"lazy": _is_lazy(out), "dtype": str(getattr(data, "dtype", "")),
                         "chunks": len(source_chunks(out, sig.data)), "n": int(sig.data.npartitions),
@@ -327,8 +330,14 @@ class RebinLossless(Judge):
 
     def judge(self, inp, out):
         for k, got in enumerate(out["cases"]):
+            if "error" in got and "the data was read" in got["error"]:
+                raise Failed("rebin_lossless read the data while it ran: choose the type from the input type and "
+                             "the factors, not from the values, and return the lazy signal without computing it")
             if "error" in got:
                 raise Failed(f"rebin_lossless raised {got['error']}")
+            if got.get("none"):
+                raise Failed("rebin_lossless returned None: change_dtype() converts the signal in place and "
+                             "returns None, so call it on its own line and return the signal itself")
             arr, scale = inp[f"arr{k}"], inp[f"scale{k}"]
             want = _safe(arr.dtype, int(np.prod(scale)))
             if not got["lazy"] or got["chunks"] != got["n"]:
@@ -339,6 +348,261 @@ class RebinLossless(Judge):
                              f"got {got['dtype']}")
             if not np.array_equal(np.asarray(got["values"], dtype=np.uint64), _binned(arr, scale)):
                 raise Failed("the rebinned values are not the sums of the binned pixels")
+
+
+def _ceil_div(n, c):
+    return -(-int(n) // int(c))
+
+
+class TransposeReads(Judge):
+    """How many chunks one "pattern" of ``s.T`` (one detector pixel everywhere) reads, on other chunkings."""
+
+    lesson, grade_id, function = "04_chunking", "test_ex04_transpose", "image_chunks_after_T"
+
+    def inputs(self, rng):
+        shapes, chunks = [], []
+        while len(shapes) < 6:
+            shape = rng.integers(4, 50, 4)
+            ch = np.array([rng.integers(1, n + 1) for n in shape])
+            nb = [_ceil_div(n, c) for n, c in zip(shape, ch)]
+            if nb[0] * nb[1] in (nb[2] * nb[3], 14, int(np.prod(nb))):  # no case where a wrong count is right
+                continue
+            shapes.append(shape)
+            chunks.append(ch)
+        return {"shapes": np.asarray(shapes, dtype=np.int64), "chunks": np.asarray(chunks, dtype=np.int64)}
+
+    def probe(self, fn, inp):
+        got = []
+        for shape, chunks in zip(inp["shapes"].tolist(), inp["chunks"].tolist()):
+            sig = _signal(_unreadable(tuple(shape), "uint16", tuple(chunks)), None)
+            v, err = _attempt(fn, sig)
+            if err:
+                return {"error": err}
+            got.append(int(v))
+        return {"got": np.asarray(got, dtype=np.int64)}
+
+    def judge(self, inp, out):
+        for shape, chunks, got in zip(inp["shapes"].tolist(), inp["chunks"].tolist(), out["got"].tolist()):
+            nb = [_ceil_div(n, c) for n, c in zip(shape, chunks)]
+            want = nb[0] * nb[1]
+            if got == want:
+                continue
+            where = f"on data of numpy shape {tuple(shape)} with chunks {tuple(chunks)}"
+            if got == nb[2] * nb[3]:
+                raise Failed(f"image_chunks_after_T {where} gave {got}, what one pattern of s reads: one "
+                             "pattern of s.T is one detector pixel at every probe position")
+            raise Failed(f"image_chunks_after_T {where}: expected {want}, got {got}; count from the signal's "
+                         "chunk grid, not from the course dataset")
+
+
+class PatternChunks(Judge):
+    """Chunks for reading whole patterns, on other shapes, detectors that are not square and other chunks."""
+
+    lesson, grade_id, function = "04_chunking", "test_ex04_pattern_chunks", "pattern_chunks"
+    _dtypes = ("uint8", "uint16", "float32")
+
+    def inputs(self, rng):
+        cases = []
+        for _ in range(6):
+            ky, kx = (int(v) for v in rng.integers(6, 41, 2))
+            kx += kx == ky  # never square
+            cky, ckx = int(rng.integers(_ceil_div(ky, 4), ky + 1)), int(rng.integers(_ceil_div(kx, 4), kx + 1))
+            cy, cx = (int(v) for v in rng.integers(4, 17, 2))  # a chunk holds at least one whole pattern
+            ny, nx = (int(rng.integers(2 * max(cy, cx), 5 * max(cy, cx))) for _ in range(2))
+            cases.append([ny, nx, ky, kx, cy, cx, cky, ckx, int(rng.integers(0, len(self._dtypes)))])
+        return {"cases": np.asarray(cases, dtype=np.int64)}
+
+    def probe(self, fn, inp):
+        got = []
+        for *shape, cy, cx, cky, ckx, d in inp["cases"].tolist():
+            sig = _signal(_unreadable(tuple(shape), self._dtypes[d], (cy, cx, cky, ckx)), None)
+            v, err = _attempt(fn, sig)
+            if err:
+                return {"error": err}
+            got.append([-1 if c is None else int(c) for c in tuple(v)])
+        return {"got": got}
+
+    def judge(self, inp, out):
+        import dask.array as da
+
+        for (ny, nx, ky, kx, cy, cx, cky, ckx, d), got in zip(inp["cases"].tolist(), out["got"]):
+            shape, itemsize = (ny, nx, ky, kx), np.dtype(self._dtypes[d]).itemsize
+            where = f"for data of numpy shape {shape} with chunks {(cy, cx, cky, ckx)}"
+            if len(got) != 4:
+                raise Failed(f"pattern_chunks {where} gave {len(got)} chunk lengths, not 4 (y, x, ky, kx)")
+            try:
+                grid = da.core.normalize_chunks(tuple(int(c) for c in got), shape)
+            except Exception:  # noqa: BLE001 (not chunks at all)
+                raise Failed(f"pattern_chunks {where} gave {tuple(got)}, which are not chunk lengths") from None
+            if grid[2] != (ky,) or grid[3] != (kx,):
+                raise Failed(f"pattern_chunks {where} gave {tuple(got)}: one {ky} x {kx} pattern would be "
+                             "cut into several chunks; keep both detector axes whole")
+            old = cy * cx * cky * ckx * itemsize
+            new = int(np.prod([max(c) for c in grid])) * itemsize
+            if new > old:
+                raise Failed(f"pattern_chunks {where} gave {tuple(got)}: a chunk of {new} bytes is larger than "
+                             f"the current {old}; group fewer probe positions")
+            if 4 * new < old:
+                raise Failed(f"pattern_chunks {where} gave {tuple(got)}: a chunk of {new} bytes is less than a "
+                             f"quarter of the current {old}; group more probe positions (a chunk length is cut "
+                             "to its axis, so group them in a roughly square block)")
+
+
+class ComSafe(Judge):
+    """The thresholded centre of mass on fresh patterns of other shapes and dtypes, and through ``map``."""
+
+    lesson, grade_id, function = "06_map", "com_safe_test", "com_safe"
+    _dtypes = ("uint8", "uint16", "float32")
+
+    def inputs(self, rng):
+        out = {}
+        for k in range(8):
+            shape = tuple(int(v) for v in rng.integers(3, 25, 2))
+            p = rng.poisson(float(rng.uniform(0.3, 8.0)), size=shape)
+            out[f"p{k}"] = p.astype(self._dtypes[k % 3])
+            out[f"t{k}"] = float(rng.uniform(0.5, 10.0))
+        out["t7"] = float(out["p7"].max()) + float(rng.uniform(0.5, 3.0))  # no pixel reaches it
+        ny, nx, ky, kx = (int(v) for v in rng.integers(3, 7, 2).tolist() + rng.integers(6, 15, 2).tolist())
+        stack = rng.poisson(1.5, size=(ny, nx, ky, kx)).astype("uint16")
+        stack[int(rng.integers(0, ny)), int(rng.integers(0, nx))] = 0  # one dark pattern
+        out["stack"], out["t_stack"] = stack, float(rng.integers(2, 4))
+        return out
+
+    def probe(self, fn, inp):
+        got = []
+        for k in range(8):
+            v, err = _attempt(lambda p, t: fn(p, threshold=t), inp[f"p{k}"], float(inp[f"t{k}"]))
+            if err:
+                return {"error": err}
+            got.append(np.asarray(v, dtype=float))
+        stack = inp["stack"]
+        sig = _signal(stack, (2, 2) + stack.shape[2:])
+        mapped, err = _attempt(lambda: sig.map(fn, threshold=float(inp["t_stack"]), inplace=False,
+                                               show_progressbar=False))
+        if err:
+            return {"error": f"{err} (inside s.map)"}
+        data = mapped.data
+        return {"got": got, "mapped": np.asarray(data.compute() if hasattr(data, "compute") else data, dtype=float)}
+
+    @staticmethod
+    def _ref(p, t):
+        r, c = np.nonzero(p >= t)
+        if r.size == 0:
+            return np.array([(p.shape[0] - 1) / 2, (p.shape[1] - 1) / 2])
+        return np.array([r.mean(), c.mean()])
+
+    def judge(self, inp, out):
+        for k, got in enumerate(out["got"]):
+            p, t = inp[f"p{k}"], float(inp[f"t{k}"])
+            want = self._ref(p, t)
+            what = f"com_safe on a fresh {p.shape[0]} x {p.shape[1]} {p.dtype} pattern with threshold {t:.2f}"
+            if got.shape != (2,):
+                raise Failed(f"{what} returned shape {got.shape}: return one [row, col] pair")
+            if not np.all(np.isfinite(got)):
+                raise Failed(f"{what} returned {got}: when no pixel reaches the threshold, return the middle "
+                             "of the pattern")
+            if np.allclose(got, want):
+                continue
+            if np.allclose(got[::-1], want):
+                raise Failed(f"{what}: the two values are swapped; the result is [row, col]")
+            above = np.where(p >= t, p.astype(float), 0)
+            if above.sum() and np.allclose(got, [(above.sum(axis=1) @ np.arange(p.shape[0])) / above.sum(),
+                                                  (above.sum(axis=0) @ np.arange(p.shape[1])) / above.sum()]):
+                raise Failed(f"{what}: the pixels are weighted by their counts; count each one once")
+            raise Failed(f"{what} gave {np.round(got, 3)}, not the centroid of the pixels at or above the "
+                         "threshold (or, when there are none, the middle of the pattern)")
+        stack, t = inp["stack"], float(inp["t_stack"])
+        want = np.array([[self._ref(stack[i, j], t) for j in range(stack.shape[1])] for i in range(stack.shape[0])])
+        if out["mapped"].shape != want.shape or not np.allclose(out["mapped"], want):
+            raise Failed("s.map(com_safe, threshold=...) on a fresh lazy stack with one dark pattern does not "
+                         "give one [row, col] pair per pattern equal to com_safe's")
+
+
+def _digest(arr) -> str:
+    import hashlib
+
+    a = np.ascontiguousarray(arr)
+    return hashlib.sha256(repr((a.dtype.str, a.shape)).encode() + a.tobytes()).hexdigest()
+
+
+class DomainMap(Judge):
+    """The domain map of a specimen drawn at grading time: another seed, geometry, calibration and chunking.
+
+    The grader draws the specimen and keeps its true domains in its own
+    memory (keyed by the data's digest): they are never written where the
+    learner's code runs. The learner's map must follow them.
+    """
+
+    lesson, grade_id, function = "06_map", "domain_map_test", "domain_map"
+    _truths: dict = {}
+
+    def inputs(self, rng):
+        from dataclasses import replace
+
+        from .manifest import get_preset
+        from .synthetic import make_lazy_signal, probe_maps
+
+        # larger detectors than ci's: a thresholded centre of mass needs a disk of some pixels to follow
+        # the domains reliably (measured: correlation >= 0.8 on 48 specimens at these sizes)
+        nx, ny, D = int(rng.integers(40, 57)), int(rng.integers(14, 21)), int(rng.choice([40, 44]))
+        preset = replace(get_preset("ci"), name="judge", navigation_shape=(nx, ny), signal_shape=(D, D),
+                         detector_scale_mrad=float(rng.uniform(0.2, 0.5)))
+        seed = int(rng.integers(1, 2**31))
+        arr = np.asarray(make_lazy_signal(preset, seed).data.compute(scheduler="synchronous"))
+        if len(self._truths) > 32:
+            self._truths.clear()
+        self._truths[_digest(arr)] = probe_maps(preset, seed)["domain"].astype(float)
+        c = int(rng.integers(3, 8))
+        return {"arr": arr, "chunks": np.array([c, c + int(rng.integers(1, 4)), D // 2, D // 4], dtype=np.int64),
+                "scale": float(preset.detector_scale_mrad)}
+
+    def probe(self, fn, inp):
+        arr = inp["arr"]
+        ky = arr.shape[2]
+        sig = _signal(arr, tuple(int(c) for c in inp["chunks"]), inp["scale"], -(ky // 2) * float(inp["scale"]))
+        got, err = _attempt(fn, sig)
+        if err:
+            return {"error": err}
+        if got is None or _is_lazy(got) or hasattr(got, "compute"):
+            return {"kind": "None" if got is None else "lazy"}
+        return {"values": np.asarray(getattr(got, "data", got), dtype=float)}
+
+    @staticmethod
+    def _reference(arr):
+        """Fallback when the truth is not in this process: the plain centre of mass, ramp removed, projected."""
+        stuck = arr.max(axis=(0, 1)) == arr.min(axis=(0, 1))
+        f = np.where(stuck, 0, arr).astype(float)
+        ky, kx = f.shape[2:]
+        w = f.sum(axis=(2, 3))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            com = [f.sum(axis=3) @ np.arange(ky) / w, f.sum(axis=2) @ np.arange(kx) / w]
+        y, x = np.mgrid[0:arr.shape[0], 0:arr.shape[1]]
+        design = np.column_stack([np.ones(x.size), x.ravel(), y.ravel()])
+        d = [c - (design @ np.linalg.lstsq(design, c.ravel(), rcond=None)[0]).reshape(c.shape) for c in com]
+        vectors = np.linalg.eigh(np.cov(np.stack([d[1].ravel(), d[0].ravel()])))[1]
+        return vectors[0, -1] * d[1] + vectors[1, -1] * d[0]
+
+    def judge(self, inp, out):
+        if "kind" in out:
+            raise Failed(f"domain_map returned {'None' if out['kind'] == 'None' else 'a lazy result'}: return the "
+                         "map as a numpy array (compute it, and keep what you compute, not what compute() returns)")
+        arr, got = inp["arr"], np.squeeze(out["values"])
+        truth = self._truths.get(_digest(arr))
+        want = truth if truth is not None else self._reference(arr)
+        if got.shape != want.shape:
+            raise Failed(f"on a fresh specimen of {arr.shape[1]} x {arr.shape[0]} probe positions the map has "
+                         f"shape {got.shape}, not {want.shape} (numpy order y, x)")
+        ok = np.isfinite(got)
+        if ok.mean() < 0.95:
+            raise Failed("on a fresh specimen more than 5 % of the map is NaN or infinite: a dark pattern or a "
+                         "threshold no pixel reaches gives no centre of mass")
+        if got[ok].std() == 0:
+            raise Failed("on a fresh specimen the map is constant: it shows no domains")
+        r = abs(float(np.corrcoef(got[ok], want[ok])[0, 1]))
+        if r < 0.5:
+            raise Failed(f"on a fresh specimen (another seed, scan and detector size) the map follows the true domains "
+                         f"with correlation {r:.2f}, at least 0.50 needed: derive the threshold and every size from "
+                         "the signal you are given")
 
 
 class AnnulusRadii(Judge):
@@ -1077,9 +1341,9 @@ JUDGES = {(j.lesson, j.grade_id): j for j in (
     ChunksTouched(), SqrtSumPerPosition(),  # 01
     SumNbytes(), Choice("02_loading", "test_ex3_faster_format", "faster_format"),  # 02
     AnnulusRadii(), AdfImage(),  # 03
-    ChunksRead(),  # 04
+    ChunksRead(), TransposeReads(), Choice("04_chunking", "test_ex04_transpose_quiz", "transpose_answer"), PatternChunks(),  # 04
     SafeDtype(), RebinnedNbytes(), RebinLossless(),  # 05
-    MapBlockNbytes(),  # 06
+    ComSafe(), DomainMap(), MapBlockNbytes(),  # 06
     QuarterCrop(), FractionRead(),  # 07
     # 08
     MemoryLimitFor(), Choice("09_scaling_out", "test_format_choice", "answer"),  # 09
