@@ -222,7 +222,7 @@ def check_sum_nbytes(func, signal):
         got = check_runs(func, nav, sig, np.dtype(dtype), what=what)
         lazy_sum = signal.data.astype(dtype).sum(axis=nav_axes)  # lazy: its size is known, nothing is read
         want = int(lazy_sum.nbytes)
-        if got is None or isinstance(got, bool) or not isinstance(got, (int, np.integer)):
+        if isinstance(got, bool) or not isinstance(got, (int, float, np.integer, np.floating)):
             raise CheckFailed(f"{what} returned {got!r}: return the number of bytes as an integer.")
         if int(got) == want:
             continue
