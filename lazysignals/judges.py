@@ -649,10 +649,12 @@ class MeanPattern(Judge):
                 nx = int(rng.integers(5, 13))
             ky, kx = (int(v) for v in rng.integers(4, 17, 2))
             out[f"arr{k}"] = rng.integers(0, 200, size=(ny, nx, ky, kx)).astype(dt)
-            out[f"chunks{k}"] = np.asarray([rng.integers(1, 4), rng.integers(1, 4), rng.integers(2, ky + 1),
-                                            rng.integers(2, kx + 1)], dtype=np.int64)
+            out[f"chunks{k}"] = np.asarray([rng.integers(2, 5), rng.integers(2, 5), rng.integers(ky // 2, ky + 1),
+                                            rng.integers(kx // 2, kx + 1)], dtype=np.int64)
             x0 = int(rng.integers(0, nx - 2))
             y0 = int(rng.integers(0, ny - 2))
+            while y0 == x0:  # so that x and y swapped select other positions
+                y0 = int(rng.integers(0, ny - 2))
             out[f"region{k}"] = np.asarray([x0, int(rng.integers(x0 + 1, min(nx, x0 + 5) + 1)),
                                             y0, int(rng.integers(y0 + 1, min(ny, y0 + 4) + 1))], dtype=np.int64)
         return out
