@@ -146,6 +146,97 @@ def check_computed(obj, what: str = "your result"):
         raise CheckFailed(f"{what} is still lazy: call .compute() on it as the last step.")
 
 
+def _counting_computes():
+    """A dask callback and the list it appends to each time a computation starts."""
+    from dask.callbacks import Callback
+
+    started = []
+    return Callback(start=lambda dsk: started.append(1)), started
+
+
+def check_open_lazily(func, path, what: str = "open_lazily(path)"):
+    """The function must open the ``.zspy`` file at ``path`` lazily, reading none of its data.
+
+    Returns the signal it opened.
+    """
+    from .measure import count_reads
+
+    callback, computes = _counting_computes()
+    with count_reads() as reads, callback:
+        opened = check_runs(func, path, what=what)
+    if opened is None:
+        raise CheckFailed(f"{what} returned None: return the signal that hs.load gives you. (If you "
+                          "called .compute() on it: HyperSpy's compute() returns None, and it reads everything.)")
+    if not is_lazy(opened):
+        if computes:
+            raise CheckFailed(f"{what} returned the data in memory because it was computed: remove the "
+                              ".compute(), the caller decides when to read.")
+        raise CheckFailed(f"{what} read the whole file into memory ({type(opened).__name__}): hs.load reads "
+                          "everything unless you pass lazy=True.")
+    if reads.chunks or computes:
+        raise CheckFailed(f"{what} is lazy, but {reads.chunks} chunks of the file were read while opening it "
+                          "(a full load made lazy afterwards?): open it with hs.load(path, lazy=True) directly.")
+    return opened
+
+
+def check_mean_pattern(func, signal):
+    """``func(signal, x_range, y_range)``: a lazy mean pattern reading only the chunks of the region."""
+    nx, ny = signal.axes_manager.navigation_shape
+    cy, cx = signal.data.chunksize[:2]
+    x_range, y_range = (1, min(nx, cx + 1)), (0, min(ny, cy, 2))  # wider than tall, in the first chunks
+    what = f"mean_pattern(s, {x_range}, {y_range})"
+    callback, computes = _counting_computes()
+    with callback:
+        got = check_runs(func, signal, x_range, y_range, what=what)
+    check_lazy(got, what)
+    if computes:
+        raise CheckFailed(f"{what} computed something while it ran: build the result lazily and leave "
+                          "compute() to the caller.")
+    sig_shape = signal.data.shape[signal.axes_manager.navigation_dimension:]
+    if tuple(_data(got).shape) != tuple(sig_shape):
+        hint = ("it has the scan's shape: average over the probe positions (the navigation axes), "
+                "not over the detector." if tuple(_data(got).shape) == (y_range[1] - y_range[0], x_range[1] - x_range[0])
+                else "average over the probe positions of the region, keeping the detector axes.")
+        _fail(f"the shape of {what}", sig_shape, tuple(_data(got).shape), hint, show_expected=True)
+    read, total = source_chunks_read(got, signal)
+    if read == 0:
+        raise CheckFailed(f"{what} reads none of the dataset's chunks: build it from the signal itself "
+                          "(s.inav[...]), not from a computed copy of its data.")
+    region = signal.data[y_range[0]:y_range[1], x_range[0]:x_range[1]]
+    ref = np.asarray(region.mean(axis=(0, 1)).compute(), dtype=float)
+    value = _data(got)
+    check_close(value.compute() if hasattr(value, "compute") else value, ref, f"the values of {what}",
+                rtol=1e-5, hint="s.inav takes x first, then y (HyperSpy order); the ranges stop before their end.")
+    wanted = source_chunks_read(region, signal)[0]
+    if read > wanted:
+        raise CheckFailed(f"computing {what} would read {read} of the {total} chunks, more than the region "
+                          "needs: select the probe positions first, then average.")
+
+
+def check_sum_nbytes(func, signal):
+    """``func(navigation_shape, signal_shape, dtype)`` must give the bytes of ``signal.sum()`` for two dtypes."""
+    nav, sig = signal.axes_manager.navigation_shape, signal.axes_manager.signal_shape
+    nav_axes = tuple(range(signal.axes_manager.navigation_dimension))
+    for dtype in (signal.data.dtype, np.dtype("float32")):
+        what = f"sum_nbytes({nav}, {sig}, {np.dtype(dtype).name!r})"
+        got = check_runs(func, nav, sig, np.dtype(dtype), what=what)
+        lazy_sum = signal.data.astype(dtype).sum(axis=nav_axes)  # lazy: its size is known, nothing is read
+        want = int(lazy_sum.nbytes)
+        if isinstance(got, bool) or not isinstance(got, (int, float, np.integer, np.floating)):
+            raise CheckFailed(f"{what} returned {got!r}: return the number of bytes as an integer.")
+        if int(got) == want:
+            continue
+        per_value = np.dtype(dtype).itemsize
+        hint = ""
+        if int(got) == int(np.prod(sig)) * per_value and per_value != lazy_sum.dtype.itemsize:
+            hint = "the sum of integers is not stored in the data's dtype: numpy adds integers in 64 bits."
+        elif int(got) in (int(np.prod(nav)) * int(np.prod(sig)) * k for k in (per_value, lazy_sum.dtype.itemsize)):
+            hint = "that counts every probe position: the sum keeps only the signal axes."
+        elif int(got) == int(np.prod(nav)) * lazy_sum.dtype.itemsize:
+            hint = "that is one value per probe position: signal.sum() adds over the navigation axes."
+        _fail(what, want, int(got), hint)
+
+
 def check_shape(obj, expected, what: str = "the shape"):
     """Compare shapes (numpy order for arrays, or a signal's data shape)."""
     got = tuple(np.shape(_data(obj))) if not hasattr(_data(obj), "shape") else tuple(_data(obj).shape)

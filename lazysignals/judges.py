@@ -616,39 +616,39 @@ class AnnulusRadii(Judge):
         maps = probe_maps(p, seed=int(rng.integers(1, 2**31)))  # a specimen no one has seen
         wander = float(np.hypot(maps["shift_x"], maps["shift_y"]).max())
         D = p.signal_shape[0]
-        factor = float(rng.uniform(0.6, 1.8))
-        scale = p.detector_scale_mrad * factor
-        return {"D": D, "scale": scale, "offset": -D / 2 * scale, "alpha": D / 8 * scale,
-                "wander": wander}
+        # one calibration finer and one coarser than any preset's: no fixed ring fits both
+        scales = p.detector_scale_mrad * np.array([rng.uniform(0.3, 0.6), rng.uniform(1.6, 2.5)])
+        return {"D": D, "scales": scales, "wander": wander}
 
     def probe(self, fn, inp):
-        import dask.array as da
-
         D = int(inp["D"])
-        sig = _signal(da.zeros((2, 3, D, D), dtype="uint16", chunks=(2, 3, D // 2, D // 2)), None,
-                      inp["scale"], inp["offset"])
-        sig.metadata.set_item("Acquisition_instrument.TEM.convergence_angle", float(inp["alpha"]))
-        v, err = _attempt(fn, sig)
-        if err:
-            return {"error": err}
-        return {"got": [float(x) for x in v]}
+        got = []
+        for scale in inp["scales"].tolist():
+            # Data that cannot be read: the ring comes from the axes and metadata, not from a pass over the data.
+            sig = _signal(_unreadable((2, 3, D, D), "uint16", (2, 3, D // 2, D // 2)), None, scale, -D / 2 * scale)
+            sig.metadata.set_item("Acquisition_instrument.TEM.convergence_angle", D / 8 * scale)
+            v, err = _attempt(fn, sig)
+            if err:
+                return {"error": err}
+            got.append([float(x) for x in v])
+        return {"got": got}
 
     def judge(self, inp, out):
         if "error" in out:
             raise Failed(f"annulus_radii raised {out['error']}")
-        inner, outer = out["got"]
-        D, scale = int(inp["D"]), float(inp["scale"])
-        axis = float(inp["offset"]) + scale * np.arange(D)
-        reach = float(inp["alpha"]) + (float(inp["wander"]) + 0.5) * scale
-        edge = min(axis[D // 2] - axis[0], axis[-1] - axis[D // 2])
-        if inner < reach:
-            raise Failed(f"with another calibration the inner radius {inner:.3f} mrad cuts the bright "
-                         f"disk (it reaches {reach:.3f} mrad): derive it from the convergence angle")
-        if outer > edge + 1e-9:
-            raise Failed(f"with another calibration the outer radius {outer:.3f} mrad is past the "
-                         f"detector edge ({edge:.3f} mrad): derive it from the signal axes")
-        if outer - inner < 2 * scale - 1e-9:
-            raise Failed("the ring is narrower than two detector pixels")
+        D = int(inp["D"])
+        for scale, (inner, outer) in zip(inp["scales"].tolist(), out["got"]):
+            axis = -D / 2 * scale + scale * np.arange(D)
+            reach = D / 8 * scale + (float(inp["wander"]) + 0.5) * scale
+            edge = min(axis[D // 2] - axis[0], axis[-1] - axis[D // 2])
+            if inner < reach:
+                raise Failed(f"with another calibration the inner radius {inner:.3f} mrad cuts the bright "
+                             f"disk (it reaches {reach:.3f} mrad): derive it from the convergence angle")
+            if outer > edge + 1e-9:
+                raise Failed(f"with another calibration the outer radius {outer:.3f} mrad is past the "
+                             f"detector edge ({edge:.3f} mrad): derive it from the signal axes")
+            if outer - inner < 2 * scale - 1e-9:
+                raise Failed("with another calibration the ring is narrower than two detector pixels")
 
 
 class AdfImage(Judge):
@@ -761,18 +761,215 @@ class _Arithmetic(Judge):
                              f"expected {want}, got {got}")
 
 
-class DatasetNbytes(_Arithmetic):
-    lesson, grade_id, function = "00_setup", "test_ex2_dataset_nbytes", "dataset_nbytes"
-
-    def reference(self, shape, chunks, dtype, i, inp):
-        return int(np.prod(shape)) * dtype.itemsize
+_SUM_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "float32", "float64")
 
 
-class SumNbytes(_Arithmetic):
+class SumNbytes(Judge):
+    """Bytes of ``signal.sum()`` from the axis lengths and dtype alone (no signal to ask)."""
+
     lesson, grade_id, function = "02_loading", "test_ex2_sum_nbytes", "sum_nbytes"
 
-    def reference(self, shape, chunks, dtype, i, inp):
-        return int(np.prod(shape[-2:])) * np.zeros(1, dtype=dtype).sum().dtype.itemsize
+    def inputs(self, rng):
+        cases = []
+        for k in range(12):
+            nav = [int(v) for v in rng.integers(1, 300, size=k % 4)]  # 0 to 3 navigation axes
+            sig = [int(v) for v in rng.integers(1, 300, size=1 + k % 2)]
+            cases.append(np.asarray([len(nav), int(rng.integers(0, len(_SUM_DTYPES)))] + nav + sig, dtype=np.int64))
+        return {"cases": cases}
+
+    @staticmethod
+    def _unpack(case):
+        n_nav, d, *lengths = (int(v) for v in case)
+        return tuple(lengths[:n_nav]), tuple(lengths[n_nav:]), np.dtype(_SUM_DTYPES[d])
+
+    def probe(self, fn, inp):
+        got = []
+        for case in inp["cases"]:
+            v, err = _attempt(fn, *self._unpack(case))
+            if err:
+                return {"error": err}
+            got.append(int(v))
+        return {"got": np.asarray(got, dtype=np.int64)}
+
+    def judge(self, inp, out):
+        for case, got in zip(inp["cases"], out["got"].tolist()):
+            nav, sig, dtype = self._unpack(case)
+            want = int(np.prod(sig)) * np.zeros(1, dtype=dtype).sum().dtype.itemsize
+            if got != want:
+                raise Failed(f"sum_nbytes({nav}, {sig}, {dtype}): expected {want}, got {got}")
+
+
+def _h5_reads(counter, shape):
+    """Patch h5py so that reading values of a dataset of ``shape`` adds one to ``counter`` (a list)."""
+    import h5py
+
+    cls = h5py.Dataset
+    saved = {name: getattr(cls, name) for name in ("__getitem__", "read_direct", "__array__")}
+
+    def wrap(original):
+        def counted(self, *args, **kwargs):
+            value = original(self, *args, **kwargs)
+            if tuple(self.shape) == tuple(shape) and (value is None or np.size(value)):  # dask asks for 0 values
+                counter.append(1)
+            return value
+        return counted
+
+    for name, original in saved.items():
+        setattr(cls, name, wrap(original))
+    return lambda: [setattr(cls, name, original) for name, original in saved.items()]
+
+
+class OpenLazily(Judge):
+    """``open_lazily(path)`` on files written at grading time: lazy, nothing read, the file's data."""
+
+    lesson, grade_id, function = "02_loading", "test_ex1_open_lazily", "open_lazily"
+    _dtypes = ("uint16", "float32", "int32")
+
+    def inputs(self, rng):
+        out = {"token": int(rng.integers(1, 2**31))}
+        for k, ext in enumerate(("zspy", "hspy")):
+            shape = tuple(int(v) for v in rng.integers(2, 7, 4))
+            dt = self._dtypes[int(rng.integers(0, 3))]
+            out[f"arr{k}"] = rng.integers(0, 1000, size=shape).astype(dt)
+            out[f"scale{k}"] = float(rng.uniform(0.05, 3.0))
+        return out
+
+    def probe(self, fn, inp):
+        import tempfile
+        import warnings
+
+        import hyperspy.api as hs
+        from dask.callbacks import Callback
+
+        from .measure import count_reads
+
+        res = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for k, ext in enumerate(("zspy", "hspy")):
+                arr = inp[f"arr{k}"]
+                sig = hs.signals.Signal2D(arr)
+                sig.metadata.General.title = f"specimen {inp['token']} {ext}"
+                sig.axes_manager.signal_axes[0].scale = float(inp[f"scale{k}"])
+                path = Path(tmp) / f"specimen{k}.{ext}"
+                with warnings.catch_warnings():  # zarr 2 announces its version 3
+                    warnings.simplefilter("ignore")
+                    sig.save(path, overwrite=True)
+                computes, h5 = [], []
+                undo = _h5_reads(h5, arr.shape)
+                try:
+                    with count_reads() as reads, Callback(start=lambda dsk: computes.append(1)):
+                        got, err = _attempt(fn, str(path) if k else path)
+                finally:
+                    undo()
+                if err:
+                    res.append({"error": err})
+                    continue
+                if got is None:
+                    res.append({"none": True})
+                    continue
+                data = getattr(got, "data", None)
+                one = {"lazy": _is_lazy(got), "reads": int(reads.chunks) + len(h5), "computes": len(computes),
+                       "title": str(got.metadata.General.title) if hasattr(got, "metadata") else "",
+                       "scale": float(got.axes_manager.signal_axes[0].scale) if hasattr(got, "axes_manager") else 0.0}
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    one["values"] = np.asarray(data.compute() if hasattr(data, "compute") else data)
+                res.append(one)
+                del got, data
+        return {"cases": res}
+
+    def judge(self, inp, out):
+        for k, (ext, got) in enumerate(zip(("zspy", "hspy"), out["cases"])):
+            if "error" in got:
+                raise Failed(f"open_lazily on a fresh .{ext} file raised {got['error']}")
+            if got.get("none"):
+                raise Failed(f"open_lazily returned None for a .{ext} file: return the signal that hs.load "
+                             "gives (HyperSpy's compute() returns None)")
+            if not got["lazy"]:
+                if got["computes"]:
+                    raise Failed(f"open_lazily returned a .{ext} file's data in memory: it was computed; leave "
+                                 "out .compute(), the caller decides when to read")
+                raise Failed(f"open_lazily read the whole .{ext} file into memory: pass lazy=True to hs.load")
+            if got["reads"] or got["computes"]:
+                raise Failed(f"open_lazily returned a lazy signal, but read the .{ext} file's data while "
+                             "opening it (a full load made lazy afterwards?): open it with lazy=True")
+            arr = inp[f"arr{k}"]
+            if (got["title"] != f"specimen {inp['token']} {ext}" or not np.isclose(got["scale"], inp[f"scale{k}"])
+                    or np.shape(got["values"]) != arr.shape or not np.array_equal(got["values"], arr)):
+                raise Failed(f"open_lazily did not return the data, axes and title of the .{ext} file at path: "
+                             "open the file it is given")
+
+
+class MeanPattern(Judge):
+    """A lazy mean pattern of a region of the scan, selected before it is averaged."""
+
+    lesson, grade_id, function = "00_setup", "test_ex2_mean_pattern", "mean_pattern"
+
+    def inputs(self, rng):
+        out = {}
+        for k, dt in enumerate(("uint16", "float32", "uint8")):
+            ny, nx = (int(v) for v in rng.integers(5, 13, 2))
+            while nx == ny:
+                nx = int(rng.integers(5, 13))
+            ky, kx = (int(v) for v in rng.integers(4, 17, 2))
+            out[f"arr{k}"] = rng.integers(0, 200, size=(ny, nx, ky, kx)).astype(dt)
+            out[f"chunks{k}"] = np.asarray([rng.integers(2, 5), rng.integers(2, 5), rng.integers(ky // 2, ky + 1),
+                                            rng.integers(kx // 2, kx + 1)], dtype=np.int64)
+            x0 = int(rng.integers(0, nx - 2))
+            y0 = int(rng.integers(0, ny - 2))
+            while y0 == x0:  # so that x and y swapped select other positions
+                y0 = int(rng.integers(0, ny - 2))
+            out[f"region{k}"] = np.asarray([x0, int(rng.integers(x0 + 1, min(nx, x0 + 5) + 1)),
+                                            y0, int(rng.integers(y0 + 1, min(ny, y0 + 4) + 1))], dtype=np.int64)
+        return out
+
+    def probe(self, fn, inp):
+        from dask.callbacks import Callback
+
+        res = []
+        for k in range(3):
+            arr = inp[f"arr{k}"]
+            sig = _signal(arr, tuple(int(c) for c in inp[f"chunks{k}"]))
+            x0, x1, y0, y1 = (int(v) for v in inp[f"region{k}"])
+            computes = []
+            with Callback(start=lambda dsk: computes.append(1)):
+                got, err = _attempt(fn, sig, (x0, x1), (y0, y1))
+            if err:
+                res.append({"error": err})
+                continue
+            if got is None:
+                res.append({"none": True})
+                continue
+            data = getattr(got, "data", None)
+            res.append({"lazy": _is_lazy(got), "computes": len(computes), "chunks": source_chunks(got, sig.data),
+                        "values": np.asarray(data.compute() if hasattr(data, "compute") else data, dtype=float)})
+        return {"cases": res}
+
+    def judge(self, inp, out):
+        for k, got in enumerate(out["cases"]):
+            if "error" in got:
+                raise Failed(f"mean_pattern raised {got['error']}")
+            if got.get("none"):
+                raise Failed("mean_pattern returned None: return the lazy signal (compute() returns None)")
+            if not got["lazy"] or got["computes"]:
+                raise Failed("mean_pattern computed something: return a lazy signal and leave compute() to the caller")
+            arr = inp[f"arr{k}"]
+            x0, x1, y0, y1 = (int(v) for v in inp[f"region{k}"])
+            want = arr[y0:y1, x0:x1].astype(float).mean(axis=(0, 1))
+            vals = np.asarray(got["values"])
+            if vals.shape != want.shape or not np.allclose(vals, want, rtol=1e-4):
+                raise Failed(f"on a fresh scan of {arr.shape[1]} x {arr.shape[0]} positions, the mean pattern of "
+                             f"x in [{x0}, {x1}), y in [{y0}, {y1}) is not right: select x first, then y, and "
+                             "average over the probe positions only")
+            cy, cx, cky, ckx = (int(c) for c in inp[f"chunks{k}"])
+            ky, kx = arr.shape[2:]
+            want_chunks = sorted([i, j, a, b] for i in range(y0 // cy, (y1 - 1) // cy + 1)
+                                 for j in range(x0 // cx, (x1 - 1) // cx + 1)
+                                 for a in range(-(-ky // cky)) for b in range(-(-kx // ckx)))
+            if sorted(list(map(int, c)) for c in got["chunks"]) != want_chunks:
+                raise Failed(f"mean_pattern reads {len(got['chunks'])} chunks of the data, not the "
+                             f"{len(want_chunks)} that hold the region: select the positions from the signal "
+                             "itself, before averaging")
 
 
 class MapBlockNbytes(_Arithmetic):
@@ -805,12 +1002,13 @@ class NumpyShapes(Judge):
     lesson, grade_id, function = "00_setup", "test_ex1_numpy_shapes", "numpy_shapes"
 
     def inputs(self, rng):
-        return {"shapes": [np.asarray(sh, dtype=np.int64) for sh in _shapes(rng, 5, (2, 3, 4, 5))]}
+        shapes = [tuple(int(v) for v in rng.integers(2, 40, size=n)) for n in (2, 3, 5, 4)]  # 0, 1, 3, 2 nav axes
+        return {"shapes": [np.asarray(sh, dtype=np.int64) for sh in shapes + _shapes(rng, 2, (3, 4, 5))]}
 
     def probe(self, fn, inp):
         got = []
         for shape in inp["shapes"]:
-            sig = _signal(_unreadable(tuple(int(v) for v in shape), "uint8", 2), None)
+            sig = _signal(_unreadable(tuple(int(v) for v in shape), "uint8", -1), None)
             v, err = _attempt(fn, sig)
             if err:
                 return {"error": err}
@@ -1337,9 +1535,9 @@ class CapstoneCentreOfMass(Judge):
 
 # One line per lesson, so that lessons can gain judges independently.
 JUDGES = {(j.lesson, j.grade_id): j for j in (
-    NumpyShapes(), DatasetNbytes(),  # 00
+    NumpyShapes(), MeanPattern(),  # 00
     ChunksTouched(), SqrtSumPerPosition(),  # 01
-    SumNbytes(), Choice("02_loading", "test_ex3_faster_format", "faster_format"),  # 02
+    OpenLazily(), SumNbytes(), Choice("02_loading", "test_ex3_faster_format", "faster_format"),  # 02
     AnnulusRadii(), AdfImage(),  # 03
     ChunksRead(), TransposeReads(), Choice("04_chunking", "test_ex04_transpose_quiz", "transpose_answer"), PatternChunks(),  # 04
     SafeDtype(), RebinnedNbytes(), RebinLossless(),  # 05

@@ -8,6 +8,8 @@ Assertions look for the numbers and names a learner needs in the message,
 not for its exact wording.
 """
 
+import warnings
+
 import dask.array as da
 import hyperspy.api as hs
 import numpy as np
@@ -258,6 +260,82 @@ def test_check_equal_says_what_was_got_not_the_answer_and_spots_the_reversed_ord
 
 
 # check_choice
+
+# check_open_lazily, check_mean_pattern, check_sum_nbytes (lessons 00 and 02)
+
+@pytest.fixture(scope="module")
+def zspy_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("open") / "small.zspy"
+    with warnings.catch_warnings():  # zarr 2 announces its version 3
+        warnings.simplefilter("ignore")
+        hs.signals.Signal2D(np.arange(4 * 6 * 8 * 8, dtype="uint16").reshape(4, 6, 8, 8)).save(path, chunks=(2, 3, 4, 4))
+    return path
+
+
+def _computed_after_a_lazy_open(path):
+    s = hs.load(path, lazy=True)
+    s.compute(show_progressbar=False)
+    return s
+
+
+def test_check_open_lazily_passes_a_lazy_load_and_returns_it(zspy_file):
+    assert checks.check_open_lazily(lambda p: hs.load(p, lazy=True), zspy_file)._lazy
+
+
+@pytest.mark.parametrize("func, says, never", [
+    (lambda p: hs.load(p), "pass lazy=True", "compute"),
+    (_computed_after_a_lazy_open, "remove the .compute()", "lazy=True"),
+    (lambda p: hs.load(p, lazy=True).compute(), "returned None", "lazy=True"),
+    (lambda p: hs.load(p).as_lazy(), "chunks of the file were read while opening it", "compute"),
+], ids=["forgot lazy=True", "computed", "kept the None", "made lazy after a full load"])
+def test_check_open_lazily_names_the_mistake_that_was_made(zspy_file, func, says, never):
+    with pytest.raises(CheckFailed) as e:
+        checks.check_open_lazily(func, zspy_file)
+    assert says in str(e.value) and never not in str(e.value)
+
+
+def _mean_pattern(signal, x_range, y_range):
+    return signal.inav[x_range[0]:x_range[1], y_range[0]:y_range[1]].mean()
+
+
+def test_check_mean_pattern_passes_a_selection_averaged_lazily():
+    s = hs.signals.Signal2D(da.from_array(np.random.default_rng(0).random((6, 9, 5, 5)), chunks=(2, 3, 5, 5))).as_lazy()
+    checks.check_mean_pattern(_mean_pattern, s)
+
+
+@pytest.mark.parametrize("func, says", [
+    (lambda s, x, y: s.inav[y[0]:y[1], x[0]:x[1]].mean(), "x first"),
+    (lambda s, x, y: _mean_pattern(s, x, y).compute(), "is None"),
+    (lambda s, x, y: s.inav[x[0]:x[1], y[0]:y[1]].mean(axis=(2, 3)), "not over the detector"),
+    (lambda s, x, y: hs.signals.Signal2D(np.asarray(_mean_pattern(s, x, y).data)).as_lazy(), "computed something"),
+    (lambda s, x, y: hs.signals.Signal2D(da.zeros(s.data.shape[2:])).as_lazy(), "none of the dataset's chunks"),
+    (lambda s, x, y: s.inav[:, :].mean() * 0 + _mean_pattern(s, x, y), "select the probe positions first"),
+], ids=["x and y swapped", "kept the None", "averaged the detector", "a computed copy", "not from the data",
+     "read the whole scan"])
+def test_check_mean_pattern_names_the_mistake_that_was_made(func, says):
+    s = hs.signals.Signal2D(da.from_array(np.random.default_rng(0).random((6, 9, 5, 5)), chunks=(2, 3, 5, 5))).as_lazy()
+    with pytest.raises(CheckFailed) as e:
+        checks.check_mean_pattern(func, s)
+    assert says in str(e.value)
+
+
+def _sum_nbytes(navigation_shape, signal_shape, dtype):
+    return int(np.prod(signal_shape)) * np.zeros(1, dtype=dtype).sum().dtype.itemsize
+
+
+@pytest.mark.parametrize("func, says", [
+    (lambda n, s, d: int(np.prod(s)) * np.dtype(d).itemsize, "numpy adds integers in 64 bits"),
+    (lambda n, s, d: int(np.prod(n)) * int(np.prod(s)) * np.dtype(d).itemsize, "the sum keeps only the signal axes"),
+    (lambda n, s, d: int(np.prod(n)) * 8, "adds over the navigation axes"),
+    (lambda n, s, d: None, "returned None"),
+], ids=["the data's dtype", "every axis", "the navigation axes kept", "no number"])
+def test_check_sum_nbytes_names_the_mistake_without_the_answer(func, says):
+    s = lazy_signal()
+    checks.check_sum_nbytes(_sum_nbytes, s)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_sum_nbytes(func, s)
+    assert says in str(e.value) and str(8 * 8 * 8) not in str(e.value)
+
 
 def test_check_choice_accepts_a_letter_in_any_case_and_spacing():
     checks.check_choice(" b ", ["A", "B", "C", "D"])
