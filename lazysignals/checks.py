@@ -381,6 +381,7 @@ def check_memory_limit(func, signal, n_blocks: int = 2):
     multiplied or typed, a float) without giving the value.
     """
     import dask
+    import distributed  # noqa: F401 (its memory thresholds join dask's configuration)
 
     key = "distributed.worker.memory.target"
     what = f"memory_limit_for(s, {n_blocks})"
@@ -417,6 +418,6 @@ def check_memory_limit(func, signal, n_blocks: int = 2):
     with dask.config.set({key: other}):
         moved = check_runs(func, signal, n_blocks, what=what)
     if moved != want(other):
-        raise CheckFailed(f"with the target fraction set to {other} in dask's configuration, {what} gives "
-                          f"{moved} bytes, which is not right: read the fraction from "
+        raise CheckFailed(f"with the target fraction set to {other} in dask's configuration, {what} does not "
+                          f"follow it: read the fraction from "
                           f"dask.config.get(\"{key}\") inside the function, do not type it.")
