@@ -418,6 +418,63 @@ class ComputeOnCluster(Judge):
                          "compute the signals together, in one call, so that the chunks they share are read once")
 
 
+class BlocksForLimit(Judge):
+    lesson, grade_id, function = "09_scaling_out", "test_blocks_for_limit", "blocks_for_limit"
+    _dtypes = ("uint8", "uint16", "float32", "uint32")
+
+    def inputs(self, rng):
+        cases = []
+        for k in range(5):
+            ny, nx, ky, kx = (int(v) for v in rng.integers(5, 40, 4))
+            if k == 0:  # a narrow scan: square blocks of navigation would be cut short by it
+                ny, nx = int(rng.integers(30, 40)), int(rng.integers(3, 6))
+            d = int(rng.integers(0, len(self._dtypes)))
+            target = float(rng.uniform(0.4, 0.9))
+            pattern = ky * kx * np.dtype(self._dtypes[d]).itemsize
+            fits = int(rng.integers(8 * nx if k == 0 else 1, ny * nx))  # patterns under target x limit; never all
+            limit = int((fits + float(rng.uniform(0.1, 0.9))) * pattern / target)
+            cases.append([ny, nx, ky, kx, d, limit, int(rng.integers(1, 6)), int(target * 1e6)])
+        return {"cases": np.asarray(cases, dtype=np.int64)}
+
+    def probe(self, fn, inp):
+        import dask
+
+        res = []
+        for ny, nx, ky, kx, d, limit, c, target in inp["cases"].tolist():
+            sig = _signal(_unreadable((ny, nx, ky, kx), self._dtypes[d], c), None)
+            with dask.config.set({"distributed.worker.memory.target": target / 1e6}):
+                got, err = _attempt(fn, sig, limit)
+            if err:
+                return {"error": err}
+            data = getattr(got, "data", None)
+            res.append({"lazy": _is_lazy(got), "shape": list(np.shape(data)),
+                        "chunks": [list(map(int, ch)) for ch in getattr(data, "chunks", ())]})
+        return {"cases": res}
+
+    def judge(self, inp, out):
+        for (ny, nx, ky, kx, d, limit, c, target), got in zip(inp["cases"].tolist(), out["cases"]):
+            pattern = ky * kx * np.dtype(self._dtypes[d]).itemsize
+            budget = target / 1e6 * limit
+            where = (f"for {nx} x {ny} patterns of {kx} x {ky} {self._dtypes[d]}, a memory_limit of {limit} bytes "
+                     f"and a target fraction of {target / 1e6:.2f}")
+            if not got["lazy"]:
+                raise Failed(f"{where}: blocks_for_limit must return a lazy signal (rechunk it, compute nothing)")
+            if tuple(got["shape"]) != (ny, nx, ky, kx):
+                raise Failed(f"{where}: the result has shape {tuple(got['shape'])}: rechunking keeps every value")
+            chunks = got["chunks"]
+            if len(chunks[2]) != 1 or len(chunks[3]) != 1:
+                raise Failed(f"{where}: a block of map holds whole patterns: one chunk along each signal axis")
+            block = max(chunks[0]) * max(chunks[1])
+            if block * pattern > budget:
+                raise Failed(f"{where}: the largest block holds {block} patterns, {block * pattern} bytes, more than "
+                             "the worker manages before it spills: a running task cannot spill, so the worker would "
+                             "pause or be restarted")
+            fits = min(int(budget // pattern), ny * nx)
+            if 2 * block < fits:
+                raise Failed(f"{where}: the largest block holds {block} patterns where {fits} fit: many small tasks "
+                             "cost time; make the blocks as large as fit")
+
+
 _UNSIGNED = ("uint8", "uint16", "uint32", "uint64")
 
 
@@ -957,7 +1014,7 @@ JUDGES = {(j.lesson, j.grade_id): j for j in (
     MapBlockNbytes(),  # 06
     QuarterCrop(), FractionRead(),  # 07
     StartingValues(), CentreMap(),  # 08
-    ComputeOnCluster(), MemoryLimitFor(), Choice("09_scaling_out", "test_format_choice", "answer"),  # 09
+    ComputeOnCluster(), MemoryLimitFor(), BlocksForLimit(), Choice("09_scaling_out", "test_format_choice", "answer"),  # 09
     CapstoneAdf(), CentralCrop(),  # 10
 )}
 
