@@ -370,6 +370,7 @@ class ComputeOnCluster(Judge):
                 "crop": np.asarray([x0, int(rng.integers(x0 + 1, kx + 1)), y0, int(rng.integers(y0 + 1, ky + 1))])}
 
     def probe(self, fn, inp):
+        import shutil
         import tempfile
 
         import dask.array as da
@@ -391,6 +392,7 @@ class ComputeOnCluster(Judge):
         if err:
             return {"error": err}
         reads = [p.name.split(".") for p in Path(folder).iterdir()]
+        shutil.rmtree(folder, ignore_errors=True)
         values, err = _attempt(lambda g: [np.asarray(v, dtype=float) for v in g], got)
         if err or len(values) != 3:
             return {"error": f"it should return a list of 3 arrays, got {str(got)[:80]}"}
