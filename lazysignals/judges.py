@@ -435,15 +435,16 @@ class BlocksForLimit(Judge):
             pattern = ky * kx * np.dtype(self._dtypes[d]).itemsize
             fits = int(rng.integers(8 * nx if k == 0 else 1, ny * nx))  # patterns under target x limit; never all
             limit = int((fits + float(rng.uniform(0.1, 0.9))) * pattern / target)
-            cases.append([ny, nx, ky, kx, d, limit, int(rng.integers(1, 6)), int(target * 1e6)])
+            cases.append([ny, nx, ky, kx, d, limit, int(rng.integers(2, 4)), int(target * 1e6)])
         return {"cases": np.asarray(cases, dtype=np.int64)}
 
     def probe(self, fn, inp):
         import dask
 
         res = []
-        for ny, nx, ky, kx, d, limit, c, target in inp["cases"].tolist():
-            sig = _signal(_unreadable((ny, nx, ky, kx), self._dtypes[d], c), None)
+        for ny, nx, ky, kx, d, limit, parts, target in inp["cases"].tolist():
+            chunks = tuple(-(-n // parts) for n in (ny, nx, ky, kx))  # a few chunks along every axis
+            sig = _signal(_unreadable((ny, nx, ky, kx), self._dtypes[d], chunks), None)
             with dask.config.set({"distributed.worker.memory.target": target / 1e6}):
                 got, err = _attempt(fn, sig, limit)
             if err:
@@ -454,7 +455,7 @@ class BlocksForLimit(Judge):
         return {"cases": res}
 
     def judge(self, inp, out):
-        for (ny, nx, ky, kx, d, limit, c, target), got in zip(inp["cases"].tolist(), out["cases"]):
+        for (ny, nx, ky, kx, d, limit, _, target), got in zip(inp["cases"].tolist(), out["cases"]):
             pattern = ky * kx * np.dtype(self._dtypes[d]).itemsize
             budget = target / 1e6 * limit
             where = (f"for {nx} x {ny} patterns of {kx} x {ky} {self._dtypes[d]}, a memory_limit of {limit} bytes "
