@@ -505,3 +505,71 @@ def check_crop_reads(crop, signal, radius: float, what: str = "your crop"):
             f"{what} reads {read} of {total} chunks; the pixels within the radius need only {need}. Hint: a crop "
             "that reaches one pixel into a chunk reads that whole chunk: stop at the chunk edges around the "
             "pixels you need (signal.data.chunks).")
+
+
+def check_on_fresh_data(lesson: str, grade_id: str, namespace: dict, seed: int = 0):
+    """Run an exercise's function on fresh inputs, as the grader will, and say what is wrong.
+
+    The inputs come from the grader's own recipe (:mod:`lazysignals.judges`)
+    with a fixed ``seed``; a wrong result fails with the grader's message.
+    """
+    from . import judges
+
+    judge = judges.JUDGES[(lesson, grade_id)]
+    inp = judges.unpack(judges.pack(judge.inputs(np.random.default_rng(seed))))
+    out = judges.unpack(judges.pack(judge.probe(namespace[judge.function], inp)))
+    if isinstance(out, dict) and "error" in out:
+        raise CheckFailed(f"on a fresh dataset, {judge.function} failed: {out['error']}")
+    try:
+        judge.judge(inp, out)
+    except judges.Failed as e:
+        raise CheckFailed(str(e)) from None
+
+
+def check_memory_limit(func, signal, n_blocks: int = 2):
+    """A worker ``memory_limit`` (lesson 09) must hold ``n_blocks`` blocks of ``map`` below ``target``.
+
+    The message names the usual slip (one chunk for a block, the fraction
+    multiplied or typed, a float) without giving the value.
+    """
+    import dask
+    import distributed  # noqa: F401 (its memory thresholds join dask's configuration)
+
+    key = "distributed.worker.memory.target"
+    what = f"memory_limit_for(s, {n_blocks})"
+    got = check_runs(func, signal, n_blocks, what=what)
+    if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
+        raise CheckFailed(f"{what} should return an int (a number of bytes), got {type(got).__name__}: "
+                          "round up to a whole byte.")
+    nav = signal.axes_manager.navigation_dimension
+    itemsize = signal.data.dtype.itemsize
+    block = int(np.prod(signal.data.chunksize[:nav])) * int(np.prod(signal.data.shape[nav:])) * itemsize
+    chunk = int(np.prod(signal.data.chunksize)) * itemsize
+
+    def want(target, n=n_blocks, size=block):
+        return int(np.ceil(n * size / target))
+
+    target = dask.config.get(key)
+    slips = [
+        (n_blocks * block, "the worker starts spilling at the target fraction of its limit, so the limit "
+                           "must be larger than the blocks it holds."),
+        (n_blocks * block * target, "the blocks must stay below target times the limit: divide by the "
+                                    "fraction, do not multiply."),
+        (want(target, size=chunk), "a map block holds whole patterns: all of the signal axes, not one chunk "
+                                   "of them."),
+        (want(target, n=1), f"the worker holds {n_blocks} blocks at once."),
+        (want(target, size=int(signal.data.nbytes)), "a worker holds blocks, not the whole dataset."),
+    ]
+    if got != want(target):
+        for value, hint in slips:
+            if abs(int(got) - value) <= 1:
+                raise CheckFailed(f"{what}: {got} bytes is not right yet. Hint: {hint}")
+        _fail(what, want(target), int(got), "a block of map is the largest navigation chunk times the whole "
+              "signal; the worker spills when what it holds passes the target fraction of its limit.")
+    other = 0.5 if target != 0.5 else 0.4
+    with dask.config.set({key: other}):
+        moved = check_runs(func, signal, n_blocks, what=what)
+    if moved != want(other):
+        raise CheckFailed(f"with the target fraction set to {other} in dask's configuration, {what} does not "
+                          f"follow it: read the fraction from "
+                          f"dask.config.get(\"{key}\") inside the function, do not type it.")

@@ -217,6 +217,267 @@ class FractionRead(Judge):
                              "count the chunks the slice touches, the last one may be shorter")
 
 
+def _moments(x, y):
+    """Area (sum times bin width), weighted standard deviation and weighted mean of one profile."""
+    total = y.sum()
+    centre = (x * y).sum() / total
+    return total * (x[1] - x[0]), np.sqrt(((x - centre) ** 2 * y).sum() / total), centre
+
+
+class StartingValues(Judge):
+    lesson, grade_id, function = "08_fitting", "test_starting_values", "starting_values"
+
+    def inputs(self, rng):
+        out = {}
+        for k, kind in enumerate(("gaussian", "disk", "two peaks", "disk", "two peaks", "gaussian")):
+            n = int(rng.integers(40, 160))
+            scale = float(10 ** rng.uniform(-2, 1))
+            x = float(rng.uniform(-50, 50)) + scale * np.arange(n)
+            mid, width = x[n // 2] + scale * rng.uniform(-n / 8, n / 8), scale * n * rng.uniform(0.05, 0.1)
+            if kind == "gaussian":
+                y = np.exp(-0.5 * ((x - mid) / width) ** 2)
+            elif kind == "disk":  # the projection of a uniform disk: a half ellipse
+                y = np.sqrt(np.clip((2 * width) ** 2 - (x - mid) ** 2, 0, None)) / width
+            else:  # a main peak with a weaker one on one side: the mean is not the peak
+                side = rng.choice([-1, 1]) * 2.5 * width
+                y = np.exp(-0.5 * ((x - mid) / width) ** 2) + 0.5 * np.exp(-0.5 * ((x - mid - side) / width) ** 2)
+            y = rng.poisson(y * rng.uniform(50, 500)).astype(float) if k >= 3 else y * rng.uniform(1, 1e4)
+            out[f"x{k}"], out[f"y{k}"] = x, y
+        return out
+
+    def probe(self, fn, inp):
+        got = []
+        for k in range(len(inp) // 2):
+            v, err = _attempt(fn, inp[f"x{k}"].copy(), inp[f"y{k}"].copy())
+            if err:
+                return {"error": err}
+            try:
+                got.append([float(a) for a in np.asarray(v, dtype=float).ravel()])
+            except (TypeError, ValueError):
+                return {"error": f"it returned {type(v).__name__} {str(v)[:80]}, not three numbers"}
+        return {"got": got}
+
+    def judge(self, inp, out):
+        for k, got in enumerate(out["got"]):
+            x, y = inp[f"x{k}"], inp[f"y{k}"]
+            where = f"on a fresh profile of {x.size} points (x from {x[0]:.4g} to {x[-1]:.4g})"
+            if len(got) != 3:
+                raise Failed(f"starting_values returned {len(got)} numbers {where}: return (A, sigma, centre)")
+            A, sigma, centre = _moments(x, y)
+            gA, gs, gc = got
+            if not np.isclose(gA, A, rtol=0.01) and any(np.isclose(v, A, rtol=0.01) for v in (gs, gc)):
+                raise Failed(f"starting_values {where} has the right numbers in another order: return (A, sigma, centre)")
+            if not np.isclose(gc, centre, rtol=0, atol=0.01 * sigma):
+                hint = ("that is where the profile is highest; the centre is the intensity-weighted mean of x"
+                        if np.isclose(gc, x[np.argmax(y)]) else "weight each x by the counts at x")
+                raise Failed(f"the centre {where} is {gc:.5g}: {hint}")
+            if not np.isclose(gs, sigma, rtol=0.01):
+                hint = ("that is the variance: take its square root" if np.isclose(gs, sigma ** 2, rtol=0.01)
+                        else "it is the spread of x weighted by the counts, about the centre")
+                raise Failed(f"sigma {where} is {gs:.5g}: {hint}")
+            if not np.isclose(gA, A, rtol=0.01):
+                hint = ("mind the bin width: the area is the counts times the spacing of x"
+                        if np.isclose(gA, y.sum(), rtol=0.01) else "the area is the sum of the counts times the bin width")
+                raise Failed(f"the area A {where} is {gA:.5g}: {hint}")
+
+
+def _disk_data(rng, c, ny, nx):
+    """Uniform disks of radius c/2 at known shifts along kx, Poisson noise, a hot and a dead pixel."""
+    D = 4 * c
+    shift = rng.uniform(-1.5, 1.5, (ny, nx))
+    k = np.arange(D)
+    rr = np.hypot(k[None, None, None, :] - (D / 2 + shift)[..., None, None], k[None, None, :, None] - D / 2)
+    lam = float(rng.uniform(20, 40)) * np.clip(c / 2 - rr + 0.5, 0, 1) + 0.5
+    data = rng.poisson(lam).astype(np.uint16)
+    hot = [int(v) for v in rng.integers(c, 3 * c, 2)]
+    hot[1] = int(D // 2 + rng.choice([-1, 1]) * int(rng.integers(c // 4, c // 2 + 1)))  # on a flank of the disk
+    data[:, :, int(rng.integers(c, 3 * c)), int(rng.integers(c, 3 * c))] = 0
+    data[:, :, hot[0], hot[1]] = int(rng.integers(1500, 4000))
+    return data, shift
+
+
+class CentreMap(Judge):
+    lesson, grade_id, function = "08_fitting", "test_centre_map", "centre_map"
+
+    def inputs(self, rng):
+        c, nc = int(rng.choice([6, 7, 9, 10, 11])), int(rng.integers(2, 5))  # never the chunk of a preset (8)
+        ny, nx = int(rng.integers(5, 10)), int(rng.integers(5, 10))
+        data, shift = _disk_data(rng, c, ny, nx)
+        return {"arr": data, "shift": shift, "chunk": c, "nav_chunk": nc, "scale": float(rng.uniform(0.05, 0.4))}
+
+    def probe(self, fn, inp):
+        arr, c, nc, scale = inp["arr"], int(inp["chunk"]), int(inp["nav_chunk"]), float(inp["scale"])
+        sig = _signal(arr, (nc, nc, c, c), scale, -arr.shape[-1] / 2 * scale)
+        am = sig.axes_manager
+        for ax, name, units in zip(am.navigation_axes + am.signal_axes, ("x", "y", "kx", "ky"), ("nm", "nm", "mrad", "mrad")):
+            ax.name, ax.units = name, units
+        sig.metadata.set_item("Acquisition_instrument.TEM.convergence_angle", c / 2 * scale)
+        got, err = _attempt(fn, sig)
+        if err:
+            return {"error": err}
+        data = getattr(got, "data", None)
+        values, err = _attempt(lambda d: np.asarray(d.compute() if hasattr(d, "compute") else d, dtype=float), data)
+        if err:
+            return {"error": err}
+        return {"lazy": _is_lazy(got), "chunks": source_chunks(got, sig.data), "values": values}
+
+    def judge(self, inp, out):
+        shift, c, scale = inp["shift"], int(inp["chunk"]), float(inp["scale"])
+        ny, nx = shift.shape
+        where = f"on a fresh dataset ({nx} x {ny} positions, detector chunks of {c} pixels)"
+        if not out["lazy"]:
+            raise Failed("centre_map must return a lazy signal: only the small mask may be computed")
+        if not out["chunks"]:
+            raise Failed(f"{where} the map is not built from the data: keep every step lazy, compute nothing "
+                         "but the mask")
+        got = np.asarray(out["values"], dtype=float)
+        if got.shape != shift.shape:
+            raise Failed(f"{where} the map has shape {got.shape}, not (y, x) = {shift.shape}")
+        nav = -(-np.array(inp["arr"].shape[:2]) // int(inp["nav_chunk"]))
+        want = sorted([i, j, a, b] for i in range(nav[0]) for j in range(nav[1]) for a in (1, 2) for b in (1, 2))
+        if [list(map(int, k)) for k in out["chunks"]] != want:
+            raise Failed(f"{where} the map reads {len(out['chunks'])} chunks instead of the {len(want)} of the "
+                         "central quarter of the detector: crop along the chunk edges of the signal axes")
+        ok = np.isfinite(got)
+        r = np.corrcoef(got[ok], shift[ok])[0, 1] if ok.sum() > 2 and got[ok].std() > 0 else 0.0
+        if r < 0.95:
+            raise Failed(f"{where} the map does not follow the disk's shifts along kx (correlation {r:.2f}): "
+                         "sum the crop over ky and fit the profile along kx")
+        if np.nanmedian(np.abs(got - shift)) < 0.1 and not np.isclose(scale, 1, atol=0.1):
+            raise Failed(f"{where} the centres are in detector pixels: give them in the units of the kx axis (mrad)")
+        err = np.nanmedian(np.abs(got - scale * shift)) / scale
+        if not err < 0.3:
+            raise Failed(f"{where} the centres are off by {err:.2f} pixels on average: mask the stuck pixels "
+                         "before summing, and give the centres in the units of the kx axis (mrad)")
+
+
+def _logged_read(block_info=None, *, arr, folder):
+    """One block of ``arr``; leaves a file named after the chunk and the reading process in ``folder``."""
+    where = block_info[None]
+    name = "-".join(str(i) for i in where["chunk-location"])
+    (Path(folder) / f"{name}.{os.getpid()}.{secrets.token_hex(6)}").touch()
+    return arr[tuple(slice(a, b) for a, b in where["array-location"])]
+
+
+class ComputeOnCluster(Judge):
+    lesson, grade_id, function = "09_scaling_out", "test_compute_on_cluster", "compute_on_cluster"
+
+    def inputs(self, rng):
+        ny, nx, ky, kx = (int(v) for v in rng.integers(6, 15, 4))
+        chunks = [-(-n // int(rng.integers(2, 4))) for n in (ny, nx, ky, kx)]  # 2 or 3 chunks per axis
+        x0, y0 = int(rng.integers(0, kx // 2)), int(rng.integers(0, ky // 2))
+        return {"arr": rng.poisson(4.0, size=(ny, nx, ky, kx)).astype("uint16"), "chunks": np.asarray(chunks),
+                "crop": np.asarray([x0, int(rng.integers(x0 + 1, kx + 1)), y0, int(rng.integers(y0 + 1, ky + 1))])}
+
+    def probe(self, fn, inp):
+        import shutil
+        import tempfile
+
+        import dask.array as da
+
+        try:
+            from distributed import default_client
+
+            client = default_client()
+        except Exception:  # noqa: BLE001 (no client, or distributed missing)
+            return {"error": "no cluster is running: run the cells that start the LocalCluster and the Client"}
+        arr, folder = inp["arr"], tempfile.mkdtemp(prefix="lsreads-")
+        chunks = da.core.normalize_chunks(tuple(int(c) for c in inp["chunks"]), arr.shape)
+        data = da.map_blocks(_logged_read, dtype=arr.dtype, chunks=chunks, arr=arr, folder=folder,
+                             meta=np.empty((0,) * 4, dtype=arr.dtype))
+        sig = _signal(data, None)
+        x0, x1, y0, y1 = (int(v) for v in inp["crop"])
+        signals = [sig.sum(axis="sig"), sig.isig[x0:x1, y0:y1].mean(axis="nav"), (sig * 2).max(axis="nav")]
+        got, err = _attempt(fn, client, signals)
+        if err:
+            return {"error": err}
+        reads = [p.name.split(".") for p in Path(folder).iterdir()]
+        shutil.rmtree(folder, ignore_errors=True)
+        values, err = _attempt(lambda g: [np.asarray(v, dtype=float) for v in g], got)
+        if err or len(values) != 3:
+            return {"error": f"it should return a list of 3 arrays, got {str(got)[:80]}"}
+        return {"lazy": [_is_lazy(v) for v in signals], "values": values, "chunks": int(data.npartitions),
+                "reads": [r[0] for r in reads], "in_notebook": sum(r[1] == str(os.getpid()) for r in reads)}
+
+    def judge(self, inp, out):
+        arr = inp["arr"].astype(float)
+        x0, x1, y0, y1 = (int(v) for v in inp["crop"])
+        where = f"on a fresh dataset of shape {arr.shape} in {out['chunks']} chunks"
+        if not all(out["lazy"]):
+            raise Failed("the signals are no longer lazy: HyperSpy's compute() works in place; compute their "
+                         ".data through the client and leave the signals as they are")
+        wants = [arr.sum(axis=(2, 3)), arr[:, :, y0:y1, x0:x1].mean(axis=(0, 1)), (2 * arr).max(axis=(0, 1))]
+        for i, (got, want) in enumerate(zip(out["values"], wants)):
+            if np.shape(got) != want.shape or not np.allclose(got, want):
+                raise Failed(f"{where} result {i + 1} of 3 is not the value of signal {i + 1}: return the "
+                             "arrays in the order of the signals")
+        if out["in_notebook"]:
+            raise Failed(f"{where} {out['in_notebook']} chunk(s) were read in the notebook's own process, not "
+                         "by the cluster's workers: compute through the client")
+        counts = np.unique(out["reads"], return_counts=True)[1]
+        if len(counts) != out["chunks"] or counts.max() > 1:
+            raise Failed(f"{where} the workers read {len(out['reads'])} chunks for {out['chunks']} chunks of data: "
+                         "compute the signals together, in one call, so that the chunks they share are read once")
+
+
+class BlocksForLimit(Judge):
+    lesson, grade_id, function = "09_scaling_out", "test_blocks_for_limit", "blocks_for_limit"
+    _dtypes = ("uint8", "uint16", "float32", "uint32")
+
+    def inputs(self, rng):
+        cases = []
+        for k in range(5):
+            ny, nx, ky, kx = (int(v) for v in rng.integers(5, 40, 4))
+            if k == 0:  # a narrow scan: square blocks of navigation would be cut short by it
+                ny, nx = int(rng.integers(30, 40)), int(rng.integers(3, 6))
+            d = int(rng.integers(0, len(self._dtypes)))
+            target = float(rng.uniform(0.4, 0.9))
+            pattern = ky * kx * np.dtype(self._dtypes[d]).itemsize
+            fits = int(rng.integers(8 * nx if k == 0 else 1, ny * nx))  # patterns under target x limit; never all
+            limit = int((fits + float(rng.uniform(0.1, 0.9))) * pattern / target)
+            cases.append([ny, nx, ky, kx, d, limit, int(rng.integers(2, 4)), int(target * 1e6)])
+        return {"cases": np.asarray(cases, dtype=np.int64)}
+
+    def probe(self, fn, inp):
+        import dask
+
+        res = []
+        for ny, nx, ky, kx, d, limit, parts, target in inp["cases"].tolist():
+            chunks = tuple(-(-n // parts) for n in (ny, nx, ky, kx))  # a few chunks along every axis
+            sig = _signal(_unreadable((ny, nx, ky, kx), self._dtypes[d], chunks), None)
+            with dask.config.set({"distributed.worker.memory.target": target / 1e6}):
+                got, err = _attempt(fn, sig, limit)
+            if err:
+                return {"error": err}
+            data = getattr(got, "data", None)
+            res.append({"lazy": _is_lazy(got), "shape": list(np.shape(data)),
+                        "chunks": [list(map(int, ch)) for ch in getattr(data, "chunks", ())]})
+        return {"cases": res}
+
+    def judge(self, inp, out):
+        for (ny, nx, ky, kx, d, limit, _, target), got in zip(inp["cases"].tolist(), out["cases"]):
+            pattern = ky * kx * np.dtype(self._dtypes[d]).itemsize
+            budget = target / 1e6 * limit
+            where = (f"for {nx} x {ny} patterns of {kx} x {ky} {self._dtypes[d]}, a memory_limit of {limit} bytes "
+                     f"and a target fraction of {target / 1e6:.2f}")
+            if not got["lazy"]:
+                raise Failed(f"{where}: blocks_for_limit must return a lazy signal (rechunk it, compute nothing)")
+            if tuple(got["shape"]) != (ny, nx, ky, kx):
+                raise Failed(f"{where}: the result has shape {tuple(got['shape'])}: rechunking keeps every value")
+            chunks = got["chunks"]
+            if len(chunks[2]) != 1 or len(chunks[3]) != 1:
+                raise Failed(f"{where}: a block of map holds whole patterns: one chunk along each signal axis")
+            block = max(chunks[0]) * max(chunks[1])
+            if block * pattern > budget:
+                raise Failed(f"{where}: the largest block holds {block} patterns, {block * pattern} bytes, more than "
+                             "the worker manages before it spills: a running task cannot spill, so the worker would "
+                             "pause or be restarted")
+            fits = min(int(budget // pattern), ny * nx)
+            if 2 * block < fits:
+                raise Failed(f"{where}: the largest block holds {block} patterns where {fits} fit: many small tasks "
+                             "cost time; make the blocks as large as fit")
+
+
 _UNSIGNED = ("uint8", "uint16", "uint32", "uint64")
 
 
@@ -1543,8 +1804,8 @@ JUDGES = {(j.lesson, j.grade_id): j for j in (
     SafeDtype(), RebinnedNbytes(), RebinLossless(),  # 05
     ComSafe(), DomainMap(), MapBlockNbytes(),  # 06
     QuarterCrop(), FractionRead(),  # 07
-    # 08
-    MemoryLimitFor(), Choice("09_scaling_out", "test_format_choice", "answer"),  # 09
+    StartingValues(), CentreMap(),  # 08
+    ComputeOnCluster(), MemoryLimitFor(), BlocksForLimit(), Choice("09_scaling_out", "test_format_choice", "answer"),  # 09
     ChooseChunks(), DefectMask(), CapstoneAdf(), CentralCrop(), CapstoneCentreOfMass(),  # 10
 )}
 

@@ -617,3 +617,47 @@ def test_check_crop_reads_passes_the_chunks_around_the_disk_and_names_one_pixel_
         checks.check_crop_reads(s.isig[4:13, 4:12], s, 3.5)
     with pytest.raises(CheckFailed, match="leaves out"):
         checks.check_crop_reads(s.isig[6:12, 4:12], s, 3.5)
+
+
+# check_memory_limit (lesson 09), check_on_fresh_data
+
+def _limit(n_blocks, block, target):
+    return int(np.ceil(n_blocks * block / target))
+
+
+def test_a_worker_memory_limit_is_checked_without_showing_it_and_names_each_slip():
+    import dask
+
+    s = lazy_signal((6, 10, 16, 12), chunks=(3, 5, 4, 4))
+    block = 3 * 5 * 16 * 12 * 2  # a navigation chunk times the whole pattern, uint16
+
+    def right(signal, n):
+        return _limit(n, block, dask.config.get("distributed.worker.memory.target"))
+
+    checks.check_memory_limit(right, s, 2)
+    target = 0.6  # the value a learner sees, typed in by one slip
+    slips = {
+        "whole patterns": lambda signal, n: _limit(n, 3 * 5 * 4 * 4 * 2, target),
+        "divide by the fraction": lambda signal, n: int(n * block * target),
+        "larger than the blocks": lambda signal, n: n * block,
+        "dask.config.get": lambda signal, n: _limit(n, block, 0.6),
+        "an int": lambda signal, n: n * block / target,
+    }
+    with dask.config.set({"distributed.worker.memory.target": 0.6}):
+        for words, slip in slips.items():
+            with pytest.raises(CheckFailed) as err:
+                checks.check_memory_limit(slip, s, 2)
+            assert words in str(err.value)
+            assert str(_limit(2, block, 0.6)) not in str(err.value)
+
+
+def test_a_function_is_tried_on_the_graders_fresh_inputs_with_its_message():
+    def chunks_touched(start, stop, chunk, size):
+        return ((stop - 1) // chunk - start // chunk + 1) / -(-size // chunk)
+
+    checks.check_on_fresh_data("07_cropping", "test_fraction_read", {"fraction_read": chunks_touched})
+    with pytest.raises(CheckFailed, match="count the chunks the slice touches"):
+        checks.check_on_fresh_data("07_cropping", "test_fraction_read",
+                                   {"fraction_read": lambda start, stop, chunk, size: (stop - start) / size})
+    with pytest.raises(CheckFailed, match="ZeroDivisionError"):
+        checks.check_on_fresh_data("07_cropping", "test_fraction_read", {"fraction_read": lambda *a: 1 / 0})
