@@ -283,6 +283,89 @@ class Sandbox:
         remove_tree(self.root)
 
 
+#: Bytes of the largest message part the grader reads from a kernel; a larger
+#: one is dropped by zeromq as it arrives, never held in memory.
+MESSAGE_LIMIT = 4 * 2**20
+#: Why a cell stopped when the kernel sent a message larger than the limit.
+TOO_LARGE = "this cell sent the grader a message larger than its limit, which was dropped unread"
+
+
+@lru_cache(maxsize=1)
+def _client_class():
+    import queue
+
+    import zmq
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    from jupyter_client.connect import channel_socket_types
+    from traitlets import Type
+
+    class WatchedChannel(AsyncZMQSocketChannel):
+        """A channel whose socket zeromq disconnects when the kernel sends a part larger than the
+        limit; the channel counts that (``dropped``) and connects again, so later messages arrive.
+        On the shell channel the lost message is the cell's reply: :data:`TOO_LARGE` is raised."""
+
+        dropped = 0
+        _monitor = None
+        raise_on_drop = False
+
+        def _watch(self):
+            if self._monitor is None:
+                mon = self.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+                self._monitor = zmq.Socket.shadow(mon.underlying)  # polled without waiting
+            from zmq.utils.monitor import recv_monitor_message
+
+            while True:
+                try:
+                    event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+                self.dropped += 1
+                url = event["endpoint"].decode()
+                try:  # zeromq keeps the endpoint, but does not connect to it again by itself
+                    self.socket.disconnect(url)
+                except zmq.ZMQError:
+                    pass
+                self.socket.connect(url)
+
+        async def get_msg(self, timeout=None):
+            from nbclient.exceptions import DeadKernelError
+
+            end = None if timeout is None else time.monotonic() + timeout
+            while True:
+                before = self.dropped
+                self._watch()
+                if self.raise_on_drop and self.dropped > before:
+                    raise DeadKernelError(TOO_LARGE)
+                step = 0.05 if end is None else max(0.0, min(0.05, end - time.monotonic()))
+                try:
+                    return await super().get_msg(timeout=step)
+                except queue.Empty:
+                    if end is not None and time.monotonic() >= end:
+                        raise
+
+    class ShellChannel(WatchedChannel):
+        raise_on_drop = True
+
+    class CappedKernelClient(AsyncKernelClient):
+        """A kernel client that never reads a message part larger than the kernel manager's
+        ``message_limit`` (:data:`MESSAGE_LIMIT` by default)."""
+
+        shell_channel_class = Type(ShellChannel)
+        iopub_channel_class = Type(WatchedChannel)
+
+        def _create_connected_socket(self, channel, identity=None):
+            sock = self.context.socket(channel_socket_types[channel])
+            sock.linger = 1000
+            sock.setsockopt(zmq.MAXMSGSIZE, int(getattr(self.parent, "message_limit", MESSAGE_LIMIT)))
+            if identity:
+                sock.identity = identity
+            sock.connect(self._make_url(channel))
+            return sock
+
+    return CappedKernelClient
+
+
 @lru_cache(maxsize=1)
 def _kernel_manager_class():
     from jupyter_client.manager import AsyncKernelManager
@@ -291,6 +374,7 @@ def _kernel_manager_class():
         """A kernel started through bwrap, talking over unix sockets (there is no network)."""
 
         sandbox: Sandbox | None = None
+        message_limit: int = MESSAGE_LIMIT  # read by its client (CappedKernelClient)
 
         def format_kernel_cmd(self, extra_arguments=None):
             cmd = super().format_kernel_cmd(extra_arguments)
@@ -327,6 +411,8 @@ def _execute_class():
         notebook_timeout = Integer(900, help="Seconds for the whole notebook.").tag(config=True)
         memory_limit = Integer(4 * 2**30, help="Address space of the kernel (bytes).").tag(config=True)
         output_limit = Integer(200_000, help="Bytes of output kept per cell.").tag(config=True)
+        message_limit = Integer(MESSAGE_LIMIT, help="Bytes of the largest message part read from the "
+                                "kernel; a larger one is dropped unread.").tag(config=True)
         max_restarts = Integer(3, help="Kernel restarts after a crash or a hang.").tag(config=True)
 
         # ------------------------------------------------------------ set-up
@@ -352,6 +438,8 @@ def _execute_class():
 
         def create_kernel_manager(self):
             km = super().create_kernel_manager()
+            km.client_factory = _client_class()
+            km.message_limit = self.message_limit
             if self._box is not None:
                 km.sandbox = self._box
                 km.transport = "ipc"
@@ -399,6 +487,8 @@ def _execute_class():
                         reason = f"the notebook ran longer than its time limit ({self.notebook_timeout} s)"
                     elif isinstance(e, CellTimeoutError):
                         reason = f"this cell ran longer than its time limit ({self._cell_timeout()} s)"
+                    elif str(e) == TOO_LARGE:
+                        reason = f"{TOO_LARGE} ({self.message_limit} bytes)"
                     else:
                         reason = "this cell stopped the Python kernel (a crash, or memory or file limits)"
                     stopped[i] = reason
@@ -430,8 +520,32 @@ def _execute_class():
                         raise CellTimeoutError("the notebook's time limit ran out")
                     self._cell_bytes = 0
                     self.timeout = int(min(self._cell_timeout(), left))
-                    self.preprocess_cell(cell, resources, index)
+                    dropped = self._dropped()
+                    try:
+                        self.preprocess_cell(cell, resources, index)
+                    except CellTimeoutError as e:  # the cell finished; its last output went with the drop
+                        if self._dropped() == dropped or "IOPub" not in str(e):
+                            raise
+                    if self._dropped() > dropped:
+                        self._cut(nb, index)
             self._mark_stopped(nb, stopped)
+
+        def _cut(self, nb, index):
+            """A message of cell ``index`` was dropped: say so; a test cell's result cannot be trusted."""
+            cell = nb.cells[index]
+            if cell.metadata.get("nbgrader", {}).get("grade"):
+                self._mark_stopped(nb, {index: f"{TOO_LARGE} ({self.message_limit} bytes)"})
+            else:
+                cell.outputs.append(NotebookNode(output_type="stream", name="stdout", text=(
+                    f"[output cut: a message of more than {self.message_limit} bytes was dropped unread]\n")))
+
+        def _dropped(self) -> int:
+            """How many messages were too large to read, on the channels that count them (each
+            connected again, as it is while it is read)."""
+            channels = [ch for ch in (self.kc.iopub_channel, self.kc.shell_channel) if hasattr(ch, "_watch")]
+            for ch in channels:
+                ch._watch()
+            return sum(ch.dropped for ch in channels)
 
         def _cell_timeout(self):
             if not hasattr(self, "_configured_timeout"):

@@ -279,3 +279,26 @@ def test_export_shows_why_grading_stopped(tmp_path):
     assert rows["bob"]["grading_stopped"] == f"GradingStopped: {reason} (test_fraction_read)"
     assert rows["ada"]["grading_stopped"] == rows["cy"]["grading_stopped"] == ""
     assert rows["cy"]["score"] == "0.0" and rows["bob"]["last_name"] == "Doe, Jr."
+
+
+def test_a_100_mb_line_is_cut_before_the_grader_reads_it(tmp_path):
+    """One 100 MB line with no newline, in a cell then in a test cell: dropped as it arrives, the
+    test cell scores nothing, later output is still read (about 10 s)."""
+    import nbformat
+
+    from lazysignals.measure import peak_memory
+    from lazysignals.sandbox import SandboxedExecute
+
+    line = "import sys\nsys.stdout.write('x' * 100_000_000)\nsys.stdout.flush()"
+    test = nbformat.v4.new_code_cell(line, metadata={"nbgrader": {"grade": True, "grade_id": "t", "points": 1}})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(line), test,
+                                         nbformat.v4.new_code_cell("print('still graded')")])
+    ep = SandboxedExecute(sandbox=False, timeout=60)  # the limit is the grader's, sandbox or not
+    with peak_memory() as mem:
+        ep.preprocess(nb, {"nbgrader": {"assignment": ""}, "metadata": {"path": str(tmp_path)}})
+    kept = [o for o in nb.cells[0].outputs if o.output_type == "stream"]
+    assert sum(len(o.text) for o in kept) < ep.message_limit, "the line was kept"
+    assert any("output cut" in o.text for o in kept), nb.cells[0].outputs
+    assert [o.ename for o in nb.cells[1].outputs] == ["GradingStopped"]  # so the test cell fails
+    assert [o.text for o in nb.cells[2].outputs] == ["still graded\n"]
+    assert mem.increase < 50 * 2**20, f"the grader's memory grew by {mem.increase / 2**20:.0f} MiB"
