@@ -4,8 +4,9 @@ Every grading path (``python -m lazysignals autograde``, plain ``nbgrader
 autograde``, the Formgrader's Autograde button) reads the course's
 ``nbgrader_config.py``, which calls :func:`configure`: the notebook then
 runs in a bubblewrap sandbox (:mod:`lazysignals.sandbox`) on a read-only
-view of a master dataset verified against the checksum recorded when it was
-made, and the judged hidden tests get their verdict outside the sandbox
+copy of a master dataset without its ground truth or seed, each verified
+against the checksum recorded when it was made, and the judged hidden tests
+get their verdict outside the sandbox
 (:mod:`lazysignals.judges`). The course's command adds one nbgrader process
 per student under a wall-clock limit, so a submission that stops its own
 grading stops nothing else.
@@ -238,6 +239,8 @@ def _own_group(memory: int):
 
 #: Bytes of nbgrader's log kept for each student (its tail).
 LOG_LIMIT = 64 * 1024
+#: Seconds nbgrader gets beyond the notebook's time limit (to start, judge, save) before it is stopped.
+GRACE = 120
 
 
 def grade_one(course_root: Path, lesson: str, student: str, cell_timeout: int = CELL_TIMEOUT,
@@ -268,7 +271,7 @@ def grade_one(course_root: Path, lesson: str, student: str, cell_timeout: int = 
                                 stderr=subprocess.STDOUT, preexec_fn=_own_group(max(memory, 8 * 2**30)))
         note = ""
         try:
-            proc.wait(timeout=notebook_timeout + 120)
+            proc.wait(timeout=notebook_timeout + GRACE)
         except subprocess.TimeoutExpired:
             note = f"\nGrading stopped: the notebook ran longer than {notebook_timeout} s."
         finally:
