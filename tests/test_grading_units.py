@@ -169,14 +169,25 @@ def fake_maker(monkeypatch):
         return path
 
     def copy_without_truth(src, dest, preset):
+        assert preset == get_preset(grading.grading_preset())
         out = Path(dest) / src.name.replace("_seed", "_was")
-        out.write_text(src.read_text().replace(" truth", ""))
+        out.mkdir(mode=0o700)  # private, as a umask of 077 would make them
+        (out / "data").write_text(src.read_text().replace(" truth", ""))
+        (out / "data").chmod(0o600)
         calls["copied"].append(src.name)
         return out
 
     monkeypatch.setattr("lazysignals.data.synthetic_path", synthetic_path)
     monkeypatch.setattr("lazysignals.synthetic.copy_without_truth", copy_without_truth)
     return calls
+
+
+@pytest.mark.parametrize("drawn,seed", [(0, 1), (2**31 - 2, 2**31 - 1)])
+def test_master_seed_is_a_positive_31_bit_number(tmp_path, fake_maker, monkeypatch, drawn, seed):
+    asked = []
+    monkeypatch.setattr(grading.secrets, "randbelow", lambda n: asked.append(n) or drawn)
+    grading.master_data(tmp_path)
+    assert asked == [2**31 - 1] and {s for _, s in fake_maker["made"]} == {seed}
 
 
 def test_master_is_made_once_from_a_fresh_seed_and_reused_while_it_matches(tmp_path, fake_maker):
@@ -218,9 +229,10 @@ def test_sandbox_copy_is_made_from_the_master_without_truth_and_kept_while_it_ma
     folder, digest = grading.sandbox_data(tmp_path)
     assert sorted(fake_maker["copied"]) == sorted(p.name for p in master.parent.glob("*spy"))
     assert len(fake_maker["copied"]) == 2 and len(list(master.parent.iterdir())) == 4
-    assert all("truth" not in p.read_text() for p in folder.iterdir())
-    assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o644}
-    assert folder.stat().st_mode & 0o777 == 0o755
+    assert all("truth" not in p.read_text() for p in folder.glob("*/data"))
+    # readable by a kernel that runs as another user (grading as root)
+    assert {p.stat().st_mode & 0o777 for p in folder.glob("*/data")} == {0o644}
+    assert {p.stat().st_mode & 0o777 for p in [folder, *folder.iterdir()]} == {0o755}
     record = grading.sandbox_paths(tmp_path)[1]
     assert json.loads(record.read_text()) == {"master": master_digest, "sha256": digest}
     assert grading.sandbox_data(tmp_path) == (folder, digest) and len(fake_maker["copied"]) == 2
@@ -240,13 +252,13 @@ def test_sandbox_copy_keeps_a_link_inside_it_as_a_link(tmp_path, fake_maker):
 def test_sandbox_copy_is_made_again_when_it_or_the_master_changed(tmp_path, fake_maker, damage):
     folder, _ = grading.sandbox_data(tmp_path)
     if damage == "bytes":
-        next(folder.iterdir()).write_text("poisoned")
+        (next(folder.iterdir()) / "data").write_text("poisoned")
     else:
         master, _ = grading.master_data(tmp_path)
         master.write_text("poisoned")  # the master is made again, then the copy from it
     folder2, digest2 = grading.sandbox_data(tmp_path)
     assert len(fake_maker["copied"]) == 4
-    assert all(p.read_text().endswith("specimen " + p.name.split("_was")[1].split(".")[0])
+    assert all((p / "data").read_text().endswith("specimen " + p.name.split("_was")[1].split(".")[0])
                for p in folder2.iterdir())
     assert digest2 == _tree_digest(folder2)
 
@@ -411,6 +423,8 @@ def test_read_results_reads_scores_messages_and_manual_points(tmp_path):
 def test_nbgrader_runs_in_the_course_folder_with_this_environment(fake_nbgrader):
     r = grading._nbgrader(fake_nbgrader, "generate_feedback", "07_cropping")
     assert r.returncode == 0 and r.stdout == "nbgrader ran\n"
+    path = next(line for line in (fake_nbgrader / "env").read_text().splitlines() if line.startswith("PATH="))
+    assert path.startswith(f"PATH={Path(sys.executable).parent}{os.pathsep}")
     assert (fake_nbgrader / "args").read_text().split() == [
         "-m", "nbgrader", "generate_feedback", "07_cropping", f"--CourseDirectory.root={fake_nbgrader}"]
 
@@ -418,7 +432,8 @@ def test_nbgrader_runs_in_the_course_folder_with_this_environment(fake_nbgrader)
 def test_generate_feedback_returns_the_pages_or_says_why_there_are_none(fake_nbgrader):
     with pytest.raises(RuntimeError, match="generate_feedback wrote nothing for 07_cropping:\nnbgrader ran"):
         grading.generate_feedback(fake_nbgrader, "07_cropping")
-    assert (fake_nbgrader / "args").read_text().split()[2:5] == ["generate_feedback", "07_cropping", "--force"]
+    assert (fake_nbgrader / "args").read_text().split()[2:6] == [
+        "generate_feedback", "07_cropping", "--force", f"--CourseDirectory.root={fake_nbgrader}"]
     for sid in ("ada", "bob"):
         page = fake_nbgrader / "feedback" / sid / "07_cropping" / "07_cropping.html"
         page.parent.mkdir(parents=True)
@@ -449,7 +464,7 @@ def fake_course(tmp_path, monkeypatch, fake_maker):
 def test_autograde_course_grades_each_submission_of_the_lesson(fake_course):
     course, graded = fake_course
     root, lesson, students, logs = grading.autograde_course(course, "07_cropping", cell_timeout=5)
-    assert students == ["ada", "bob"] and [g[2] for g in graded] == ["ada", "bob"]
+    assert lesson == "07_cropping" and students == ["ada", "bob"] and [g[2] for g in graded] == ["ada", "bob"]
     assert all(g[0] == course.resolve() and g[1] == "07_cropping" and g[3] == {"cell_timeout": 5} for g in graded)
     assert logs == {"ada": "log ada", "bob": "log bob"} and root == course.resolve()
     assert grading.sandbox_paths(course)[0].is_dir(), "the sandbox's data is made before the first student"
@@ -462,7 +477,7 @@ def test_autograde_course_stops_when_the_grading_data_changed(fake_course, monke
 
     def harmful(root, lesson, student, **limits):
         folder = grading.master_paths(root)[0] if which == "master" else grading.sandbox_paths(root)[0]
-        next(folder.iterdir()).write_text("poisoned")
+        next(p for p in folder.rglob("*") if p.is_file()).write_text("poisoned")
         return ""
 
     monkeypatch.setattr(grading, "grade_one", harmful)
@@ -492,7 +507,7 @@ def test_autograde_sets_up_a_scratch_course_and_grades_the_submissions(tmp_path,
     def nbgrader(root, *args):
         calls.append(args)
         if "fail" not in str(root):
-            (root / "release" / "07_cropping").mkdir(parents=True)
+            (root / "release" / "07_cropping").mkdir(parents=True, exist_ok=True)
         import subprocess
 
         return subprocess.CompletedProcess(args, 0, "out", "err")
@@ -507,5 +522,8 @@ def test_autograde_sets_up_a_scratch_course_and_grades_the_submissions(tmp_path,
     assert (work / "submitted" / "ada" / "07_cropping" / "07_cropping.ipynb").read_text() == '{"mine": 1}'
     assert (work / "nbgrader_config.py").read_text() == (
         "from lazysignals.grading import configure\n\nconfigure(get_config())\n")
+    sub.write_text('{"mine": 2}')  # graded again in the same folder: the new submission is graded
+    assert grading.autograde("07_cropping", {"ada": sub}, work, source_root=source)[2] == ["ada"]
+    assert (work / "submitted" / "ada" / "07_cropping" / "07_cropping.ipynb").read_text() == '{"mine": 2}'
     with pytest.raises(RuntimeError, match="generate_assignment failed for 07_cropping:\nouterr"):
         grading.autograde("07_cropping", {"ada": sub}, tmp_path / "fail", source_root=source)
