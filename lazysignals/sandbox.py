@@ -265,13 +265,13 @@ class Sandbox:
 
     def environment(self) -> dict:
         """The kernel's whole environment (nothing of the instructor's but these)."""
-        from .manifest import MANIFEST_ENV
+        from .manifest import MANIFEST_ENV, preset_for
 
         env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
                "HOME": "/tmp", "TMPDIR": "/tmp", "IPYTHONDIR": "/tmp/ipython",
                "MPLCONFIGDIR": "/tmp/matplotlib", "MPLBACKEND": "Agg",
                "PYTHONDONTWRITEBYTECODE": "1", "NBGRADER_EXECUTION": "autograde",
-               "LAZYSIGNALS_PRESET": "ci", "LAZYSIGNALS_INPUTS": INPUTS_INSIDE, "LANG": "C.UTF-8"}
+               "LAZYSIGNALS_PRESET": preset_for("grading"), "LAZYSIGNALS_INPUTS": INPUTS_INSIDE, "LANG": "C.UTF-8"}
         if self.data:
             env["LAZYSIGNALS_DATA"] = DATA_INSIDE
         for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", MANIFEST_ENV):

@@ -272,6 +272,7 @@ env > "$PWD/env"
 ulimit -v > "$PWD/limit"
 cut -d' ' -f6 /proc/$$/stat > "$PWD/sid"
 echo $$ > "$PWD/pid"
+readlink /proc/$$/fd/0 > "$PWD/stdin"
 mode=$(cat "$PWD/mode" 2>/dev/null)
 if [ "$mode" = flood ]; then head -c 200000 /dev/zero | tr '\\0' 'x'; echo; echo LAST LINE; fi
 if [ "$mode" = hang ]; then sleep 30; fi
@@ -311,6 +312,7 @@ def test_grade_one_runs_nbgrader_autograde_with_the_limits(fake_nbgrader, monkey
     assert env["PATH"].startswith(str(Path(sys.executable).parent) + os.pathsep)
     # its own session (so its whole group can be stopped), at least 8 GiB of address space
     assert (fake_nbgrader / "sid").read_text() == (fake_nbgrader / "pid").read_text()
+    assert (fake_nbgrader / "stdin").read_text() == "/dev/null\n"  # nothing of the instructor's terminal
     assert int((fake_nbgrader / "limit").read_text()) == 8 * 2**30 // 1024
     grading.grade_one(fake_nbgrader, "07_cropping", "ada", memory=9 * 2**30)
     assert int((fake_nbgrader / "limit").read_text()) == 9 * 2**30 // 1024
