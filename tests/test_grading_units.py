@@ -277,6 +277,7 @@ mode=$(cat "$PWD/mode" 2>/dev/null)
 if [ "$mode" = flood ]; then head -c 200000 /dev/zero | tr '\\0' 'x'; echo; echo LAST LINE; fi
 if [ "$mode" = hang ]; then sleep 30; fi
 if [ "$mode" = detach ]; then sleep 30 & echo $! > "$PWD/child"; fi
+if [ "$mode" = noisy ]; then echo "a warning" >&2; printf 'not utf-8: \\377\\n'; fi
 echo "nbgrader ran"
 """
 
@@ -319,6 +320,11 @@ def test_grade_one_runs_nbgrader_autograde_with_the_limits(fake_nbgrader, monkey
     args = (fake_nbgrader / "args").read_text().split()
     assert f"--Execute.timeout={grading.CELL_TIMEOUT}" in args
     assert f"--SandboxedExecute.notebook_timeout={grading.NOTEBOOK_TIMEOUT}" in args
+
+
+def test_grade_one_keeps_stderr_and_any_bytes_in_the_log(fake_nbgrader):
+    (fake_nbgrader / "mode").write_text("noisy")
+    assert grading.grade_one(fake_nbgrader, "07_cropping", "ada") == "a warning\nnot utf-8: \ufffd\nnbgrader ran\n"
 
 
 def test_grade_one_keeps_the_tail_of_a_flooded_log(fake_nbgrader):
