@@ -303,11 +303,10 @@ def _client_class():
     class WatchedChannel(AsyncZMQSocketChannel):
         """A channel whose socket zeromq disconnects when the kernel sends a part larger than the
         limit; the channel counts that (``dropped``) and connects again, so later messages arrive.
-        On the shell channel the lost message is the cell's reply: :data:`TOO_LARGE` is raised."""
+        (A kernel that dies disconnects too: nbclient's own check then says the kernel died.)"""
 
         dropped = 0
         _monitor = None
-        raise_on_drop = False
 
         def _watch(self):
             if self._monitor is None:
@@ -329,14 +328,9 @@ def _client_class():
                 self.socket.connect(url)
 
         async def get_msg(self, timeout=None):
-            from nbclient.exceptions import DeadKernelError
-
             end = None if timeout is None else time.monotonic() + timeout
             while True:
-                before = self.dropped
                 self._watch()
-                if self.raise_on_drop and self.dropped > before:
-                    raise DeadKernelError(TOO_LARGE)
                 step = 0.05 if end is None else max(0.0, min(0.05, end - time.monotonic()))
                 try:
                     return await super().get_msg(timeout=step)
@@ -344,14 +338,11 @@ def _client_class():
                     if end is not None and time.monotonic() >= end:
                         raise
 
-    class ShellChannel(WatchedChannel):
-        raise_on_drop = True
-
     class CappedKernelClient(AsyncKernelClient):
         """A kernel client that never reads a message part larger than the kernel manager's
         ``message_limit`` (:data:`MESSAGE_LIMIT` by default)."""
 
-        shell_channel_class = Type(ShellChannel)
+        shell_channel_class = Type(WatchedChannel)
         iopub_channel_class = Type(WatchedChannel)
 
         def _create_connected_socket(self, channel, identity=None):
@@ -523,9 +514,12 @@ def _execute_class():
                     dropped = self._dropped()
                     try:
                         self.preprocess_cell(cell, resources, index)
-                    except CellTimeoutError as e:  # the cell finished; its last output went with the drop
-                        if self._dropped() == dropped or "IOPub" not in str(e):
+                    except CellTimeoutError as e:
+                        if self._dropped() == dropped:
                             raise
+                        if "IOPub" not in str(e):  # its reply was dropped: the kernel is started again
+                            raise DeadKernelError(TOO_LARGE) from e
+                        # else the cell finished; its last output went with the dropped message
                     if self._dropped() > dropped:
                         self._cut(nb, index)
             self._mark_stopped(nb, stopped)

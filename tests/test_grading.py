@@ -281,6 +281,17 @@ def test_export_shows_why_grading_stopped(tmp_path):
     assert rows["cy"]["score"] == "0.0" and rows["bob"]["last_name"] == "Doe, Jr."
 
 
+def _grading_config(cell_timeout):
+    """The settings every grading path uses (lazysignals.grading.configure)."""
+    from traitlets.config import Config
+
+    from lazysignals.grading import configure
+
+    c = Config()
+    configure(c, cell_timeout=cell_timeout)
+    return c
+
+
 def test_a_100_mb_line_is_cut_before_the_grader_reads_it(tmp_path):
     """One 100 MB line with no newline, in a cell then in a test cell: dropped as it arrives, the
     test cell scores nothing, later output is still read (about 10 s)."""
@@ -293,7 +304,7 @@ def test_a_100_mb_line_is_cut_before_the_grader_reads_it(tmp_path):
     test = nbformat.v4.new_code_cell(line, metadata={"nbgrader": {"grade": True, "grade_id": "t", "points": 1}})
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(line), test,
                                          nbformat.v4.new_code_cell("print('still graded')")])
-    ep = SandboxedExecute(sandbox=False, timeout=60)  # the limit is the grader's, sandbox or not
+    ep = SandboxedExecute(config=_grading_config(60), sandbox=False)  # the limit is the grader's, sandbox or not
     with peak_memory() as mem:
         ep.preprocess(nb, {"nbgrader": {"assignment": ""}, "metadata": {"path": str(tmp_path)}})
     kept = [o for o in nb.cells[0].outputs if o.output_type == "stream"]
@@ -302,3 +313,20 @@ def test_a_100_mb_line_is_cut_before_the_grader_reads_it(tmp_path):
     assert [o.ename for o in nb.cells[1].outputs] == ["GradingStopped"]  # so the test cell fails
     assert [o.text for o in nb.cells[2].outputs] == ["still graded\n"]
     assert mem.increase < 50 * 2**20, f"the grader's memory grew by {mem.increase / 2**20:.0f} MiB"
+
+
+def test_a_100_mb_error_stops_its_cell_with_the_reason_and_a_crash_keeps_its_own(tmp_path):
+    """The reply itself too large: the cell is stopped and the kernel started again; a crash is
+    still reported as a crash (about 30 s: one cell timeout of 8 s, two restarts)."""
+    import nbformat
+
+    from lazysignals.sandbox import TOO_LARGE, SandboxedExecute
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in (
+        "import os\nos.abort()", "raise ValueError('x' * 100_000_000)", "print('still graded')")])
+    SandboxedExecute(config=_grading_config(8), sandbox=False).preprocess(
+        nb, {"nbgrader": {"assignment": ""}, "metadata": {"path": str(tmp_path)}})
+    reasons = [[o.get("evalue", o.get("text")) for o in c.outputs] for c in nb.cells]
+    assert reasons[0] == ["this cell stopped the Python kernel (a crash, or memory or file limits)"], reasons
+    assert reasons[1] == [f"{TOO_LARGE} ({SandboxedExecute().message_limit} bytes)"], reasons
+    assert reasons[2] == ["still graded\n"], reasons

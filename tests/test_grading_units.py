@@ -394,12 +394,31 @@ def test_errors_lists_each_failed_test_and_each_stopped_cell(tmp_path):
     assert _errors(path)["t_stop"] == "GradingStopped: time limit"
 
 
+def _empty_gradebook(folder: Path) -> str:
+    """URL of an empty gradebook in ``folder``: a copy of one made once per nbgrader version
+    (making one takes seconds, most of it nbgrader's database migrations)."""
+    import shutil
+    import tempfile
+
+    import nbgrader
+    from nbgrader.api import Gradebook
+
+    template = Path(tempfile.gettempdir()) / f"lazysignals-test-gradebook-{nbgrader.__version__}.db"
+    if not template.exists():
+        partial = template.with_suffix(f".{os.getpid()}.partial")
+        with Gradebook(f"sqlite:///{partial}"):
+            pass
+        os.replace(partial, template)
+    shutil.copy(template, folder / "gradebook.db")
+    return f"sqlite:///{folder / 'gradebook.db'}"
+
+
 @pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's add_submission, harmless
 def test_read_results_reads_scores_messages_and_manual_points(tmp_path):
     from nbgrader.api import Gradebook
 
     lesson = "07_cropping"
-    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+    with Gradebook(_empty_gradebook(tmp_path)) as gb:
         gb.update_or_create_assignment(lesson)
         gb.update_or_create_notebook(lesson, lesson)
         gb.update_or_create_grade_cell("t1", lesson, lesson, max_score=2, cell_type="code")
