@@ -379,6 +379,8 @@ def _error(ename, evalue):
 
 def test_errors_lists_each_failed_test_and_each_stopped_cell(tmp_path):
     nb = {"cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "no outputs here"},
+        {"cell_type": "code", "outputs": [_error("NameError", "x")]},  # no metadata: not a test
         _cell(None, {"output_type": "stream", "name": "stdout", "text": "hi"}),
         _cell("t_ok", {"output_type": "stream", "name": "stdout", "text": "passed"}),
         _cell("t_bad", _error("CheckFailed", "too many chunks")),
@@ -387,9 +389,10 @@ def test_errors_lists_each_failed_test_and_each_stopped_cell(tmp_path):
     ]}
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps(nb))
-    assert _errors(path) == {"t_bad": "CheckFailed: too many chunks", "cell 3": "GradingStopped: the kernel died",
-                             "t_stop": "ValueError: later"}
-    nb["cells"][4]["outputs"].reverse()
+    tests = {k: v for k, v in _errors(path).items() if k}  # an ordinary cell's error is no test's
+    assert tests == {"t_bad": "CheckFailed: too many chunks", "cell 5": "GradingStopped: the kernel died",
+                     "t_stop": "ValueError: later"}
+    nb["cells"][6]["outputs"].reverse()
     path.write_text(json.dumps(nb))
     assert _errors(path)["t_stop"] == "GradingStopped: time limit"
 
@@ -436,13 +439,13 @@ def test_read_results_reads_scores_messages_and_manual_points(tmp_path):
     graded = tmp_path / "autograded" / "ada" / lesson
     graded.mkdir(parents=True)
     (graded / f"{lesson}.ipynb").write_text(json.dumps({"cells": [_cell("t2", _error("CheckFailed", "no"))]}))
-    got = grading.read_results(tmp_path, lesson, ["ada", "bob"], logs={"ada": "log of ada"})
+    got = grading.read_results(tmp_path, lesson, ["bob", "ada"], logs={"ada": "log of ada", "bob": "log of bob"})
     ada, bob = got["ada"], got["bob"]
     assert ada.tests == {"t1": (2.0, 2.0), "t2": (0.0, 3.0)} and ada.manual == {"q": 5.0}
     assert (ada.score, ada.max_score, ada.log) == (2.0, 11.0, "log of ada")
     assert ada.messages == {"t2": "CheckFailed: no"}
-    assert (bob.score, bob.max_score, bob.tests, bob.log) == (0.0, 11.0, {}, "")
-    assert grading.read_results(tmp_path, lesson, ["ada"])["ada"].log == ""
+    assert (bob.score, bob.max_score, bob.tests, bob.log) == (0.0, 11.0, {}, "log of bob")
+    assert grading.read_results(tmp_path, lesson, ["ada", "bob"])["bob"].log == ""
 
 
 # --------------------------------------------------------------- the course
