@@ -142,13 +142,20 @@ def test_the_kernel_sees_the_data_inputs_and_files_read_only_and_its_sockets(box
     assert _ones(args, "--size") == [str(2**25)] * 3
     assert _ones(args, "--chdir") == [WORK_INSIDE] and _ones(args, "--proc") == ["/proc"]
     assert _ones(args, "--dev") == ["/dev"]
-    for link in ("/bin", "/lib"):
+    for top in ("/usr", "/etc", "/opt"):
+        assert ((top, top) in ro) == os.path.exists(top)
+    for link in ("/bin", "/sbin", "/lib", "/lib64", "/lib32"):
         if os.path.islink(link):
             assert (os.readlink(link), link) in _pairs(args, "--symlink")
+        else:
+            assert ((link, link) in ro) == os.path.exists(link)
 
 
 def test_the_kernel_runs_under_limits_with_nothing_of_the_instructors_environment(box, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("OPENBLAS_L2_SIZE", "512")
+    monkeypatch.setenv(manifest.MANIFEST_ENV, str(manifest.manifest_path()))
     monkeypatch.setenv("SECRET_TOKEN", "x")
     args = box.wrap(["kernel", "--f"])
     n = args.index("--")
@@ -160,6 +167,8 @@ def test_the_kernel_runs_under_limits_with_nothing_of_the_instructors_environmen
     env = dict(_pairs(args, "--setenv"))
     assert env == box.environment()
     assert env["OMP_NUM_THREADS"] == "3" and "SECRET_TOKEN" not in env
+    assert (env["OPENBLAS_CORETYPE"], env["OPENBLAS_L2_SIZE"]) == ("Haswell", "512")
+    assert env[manifest.MANIFEST_ENV] == str(manifest.manifest_path())
     assert env["LAZYSIGNALS_DATA"] == DATA_INSIDE and env["LAZYSIGNALS_INPUTS"] == INPUTS_INSIDE
     assert env["LAZYSIGNALS_PRESET"] == manifest.preset_for("grading")
     assert env["NBGRADER_EXECUTION"] == "autograde" and env["HOME"] == env["TMPDIR"] == "/tmp"
@@ -179,7 +188,9 @@ def test_the_kernel_runs_under_limits_with_nothing_of_the_instructors_environmen
 def test_as_root_the_kernel_takes_its_own_uid_without_a_user_namespace(tmp_path, monkeypatch):
     monkeypatch.setattr(sandbox, "kernel_uid", lambda: os.getuid() if os.geteuid() != 0 else 2_100_000_007)
     monkeypatch.setattr(sandbox.os, "chown", lambda *a: None)
-    b = Sandbox(data=None)
+    monkeypatch.setattr(sys, "base_prefix", "/usr/lib/python3")  # a system Python, below /usr
+    (tmp_path / "data").mkdir()
+    b = Sandbox(data=tmp_path / "data")
     try:
         args = b.wrap(["k"])
     finally:
@@ -190,7 +201,7 @@ def test_as_root_the_kernel_takes_its_own_uid_without_a_user_namespace(tmp_path,
     assert _ones(args, "--cap-add") == ["CAP_SETUID", "CAP_SETGID"]
     assert args[args.index("--") - 1] == f"UID={b.uid}"
     # its private folders open to it, and the folders above what is shown readable
-    for tmpfs in ("/tmp", WORK_INSIDE):
+    for tmpfs in ("/tmp", WORK_INSIDE, DATA_INSIDE):
         i = args.index(tmpfs)
         assert args[i - 5:i] == ["--perms", "1777", "--size", str(b.tmp_size), "--tmpfs"]
     made = _ones(args, "--dir")
@@ -199,7 +210,8 @@ def test_as_root_the_kernel_takes_its_own_uid_without_a_user_namespace(tmp_path,
     for path in (str(Path(sys.prefix).parent), "/sandbox", str(b.ipc.parent)):
         assert made.count(path) == 1  # made once, before anything below it
         assert args.index(path) < max(i for i, a in enumerate(args) if a.startswith(path + "/"))
-    assert "/usr/lib" not in made and "/" not in made, "nothing below a folder shown as it is"
+    assert ("/usr/lib/python3", "/usr/lib/python3") in _pairs(args, "--ro-bind")
+    assert not {"/", "/usr", "/usr/lib", "/tmp", "/sandbox/work"} & set(made), "nothing shown or made twice"
 
 
 def test_as_another_user_a_user_namespace_runs_the_kernel(monkeypatch):
@@ -209,5 +221,12 @@ def test_as_another_user_a_user_namespace_runs_the_kernel(monkeypatch):
         args = b.wrap(["k"])
     finally:
         b.cleanup()
-    assert args[1] == "--unshare-all" and "--cap-add" not in args and "--perms" not in args
+    assert args[:7] == [sandbox.bwrap_path(), "--unshare-all", "--die-with-parent", "--new-session",
+                        "--cap-drop", "ALL", "--clearenv"]
+    assert "--cap-add" not in args and "--perms" not in args
     assert "--dir" not in args and not any(a.startswith("UID=") for a in args)
+
+
+def test_an_unknown_name_of_the_module_says_which():
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        sandbox.no_such_thing  # noqa: B018
