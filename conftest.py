@@ -9,6 +9,10 @@ import tempfile
 
 from lazysignals.manifest import preset_for
 
-os.environ.setdefault("LAZYSIGNALS_PRESET", preset_for("grading"))
+try:
+    os.environ.setdefault("LAZYSIGNALS_PRESET", preset_for("grading"))
+except Exception as e:  # mutmut's set-up check makes every package function raise: tests fail, not this
+    if type(e).__name__ != "MutmutProgrammaticFailException":
+        raise
 os.environ.setdefault("LAZYSIGNALS_DATA", tempfile.mkdtemp(prefix="lazysignals-test-data-"))
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -150,12 +150,20 @@ def load(name: str | None = None, fmt: str = "zspy", seed: int | None = None, la
 
 
 def ground_truth(signal) -> dict:
-    """The ground truth stored with a synthetic dataset, as numpy arrays."""
+    """The ground truth stored with a synthetic dataset, as numpy arrays.
+
+    Empty on the copy that grading shows a learner's code (its truth was
+    withheld, :func:`lazysignals.synthetic.copy_without_truth`).
+    """
     import numpy as np
+
+    from .synthetic import WITHHELD
 
     try:
         node = signal.metadata.Sample.ground_truth
     except AttributeError:
+        if signal.metadata.get_item("Sample.synthetic.truth") == WITHHELD:
+            return {}
         raise CourseDataError(
             "This signal has no ground truth: only the synthetic datasets carry one."
         ) from None

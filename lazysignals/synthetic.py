@@ -621,6 +621,50 @@ def generate(
     return finals
 
 
+#: ``Sample.synthetic.truth`` of a copy made for grading: its ground truth was removed.
+WITHHELD = "withheld for grading"
+
+
+def copy_without_truth(src, dest, preset: Preset):
+    """Copy the dataset ``src`` of ``preset`` into folder ``dest`` without its ground truth or seed.
+
+    What the grading sandbox shows: the learner's code reads the patterns
+    but no map to copy an answer from, and no seed to make the maps again.
+    The copy is named and stamped as the preset without a seed
+    (``synthetic_<preset>.zspy``), which a manifest whose seeds are removed finds.
+
+    Returns
+    -------
+    Path
+        The copy.
+    """
+    from dataclasses import replace
+    from pathlib import Path
+
+    import hyperspy.api as hs
+
+    from . import storage
+
+    src = Path(src)
+    fmt = src.suffix.lstrip(".")
+    unseeded = replace(preset, seed=None)
+    final = Path(dest) / unseeded.filename(fmt)
+    s = hs.load(src, lazy=True)
+    md = s.metadata
+    if md.has_item("Sample.ground_truth"):
+        del md.Sample.ground_truth
+    if md.has_item("Sample.synthetic.seed"):
+        del md.Sample.synthetic.seed
+    md.set_item("Sample.synthetic.truth", WITHHELD)
+    md.General.title = f"Synthetic 4D-STEM twin ({preset.name})"
+    s.tmp_parameters = type(s.tmp_parameters)()  # where it was read from: the master's name
+    extra = {"compressor": storage.course_compressor()} if fmt == "zspy" else {}
+    with storage.atomic_target(final) as tmp, storage.zarr2_notice_hidden():
+        s.save(tmp, chunks=preset.chunks, show_progressbar=False, **extra)
+    storage.write_stamp(final, stamp(unseeded, None))
+    return final
+
+
 def stamp(preset: Preset, seed: int) -> dict:
     """What a finished synthetic dataset records about itself (its stamp)."""
     return {"preset": preset.name, "seed": seed, "model_version": MODEL_VERSION,
