@@ -303,7 +303,7 @@ class CentreMap(Judge):
         c, nc = int(rng.choice([6, 7, 9, 10, 11])), int(rng.integers(2, 5))  # never the chunk of a preset (8)
         ny, nx = int(rng.integers(5, 10)), int(rng.integers(5, 10))
         data, shift = _disk_data(rng, c, ny, nx)
-        return {"arr": data, "shift": shift, "chunk": c, "nav_chunk": nc, "scale": float(rng.uniform(0.05, 0.4))}
+        return {"arr": data, "_shift": shift, "chunk": c, "nav_chunk": nc, "scale": float(rng.uniform(0.05, 0.4))}
 
     def probe(self, fn, inp):
         arr, c, nc, scale = inp["arr"], int(inp["chunk"]), int(inp["nav_chunk"]), float(inp["scale"])
@@ -322,7 +322,7 @@ class CentreMap(Judge):
         return {"lazy": _is_lazy(got), "chunks": source_chunks(got, sig.data), "values": values}
 
     def judge(self, inp, out):
-        shift, c, scale = inp["shift"], int(inp["chunk"]), float(inp["scale"])
+        shift, c, scale = inp["_shift"], int(inp["chunk"]), float(inp["scale"])
         ny, nx = shift.shape
         where = f"on a fresh dataset ({nx} x {ny} positions, detector chunks of {c} pixels)"
         if not out["lazy"]:
@@ -879,7 +879,7 @@ class AnnulusRadii(Judge):
         D = p.signal_shape[0]
         # one calibration finer and one coarser than any preset's: no fixed ring fits both
         scales = p.detector_scale_mrad * np.array([rng.uniform(0.3, 0.6), rng.uniform(1.6, 2.5)])
-        return {"D": D, "scales": scales, "wander": wander}
+        return {"D": D, "scales": scales, "_wander": wander}
 
     def probe(self, fn, inp):
         D = int(inp["D"])
@@ -900,7 +900,7 @@ class AnnulusRadii(Judge):
         D = int(inp["D"])
         for scale, (inner, outer) in zip(inp["scales"].tolist(), out["got"]):
             axis = -D / 2 * scale + scale * np.arange(D)
-            reach = D / 8 * scale + (float(inp["wander"]) + 0.5) * scale
+            reach = D / 8 * scale + (float(inp["_wander"]) + 0.5) * scale
             edge = min(axis[D // 2] - axis[0], axis[-1] - axis[D // 2])
             if inner < reach:
                 raise Failed(f"with another calibration the inner radius {inner:.3f} mrad cuts the bright "
@@ -1821,27 +1821,48 @@ def _input_file(folder, judge) -> Path:
     return Path(folder) / f"{judge.lesson}-{judge.grade_id}.json"
 
 
-def write_inputs(judge: Judge, folder: Path, seed: int | None = None) -> dict:
-    """Draw the inputs of ``judge`` (a fresh seed unless given) and write them to ``folder``."""
+def shown(inp: dict) -> dict:
+    """The inputs the learner's kernel may see: keys starting with "_" are the judge's alone."""
+    return {k: v for k, v in inp.items() if not k.startswith("_")}
+
+
+def _kept_file(folder, judge) -> Path:
+    return Path(folder) / f"{judge.lesson}-{judge.grade_id}.judge.json"
+
+
+def write_inputs(judge: Judge, folder: Path, seed: int | None = None, private: Path | None = None) -> dict:
+    """Draw the inputs of ``judge`` (a fresh seed unless given) and write them.
+
+    What the probe needs goes to ``folder`` (shown to the kernel); values only
+    the judge needs (keys starting with "_", e.g. a specimen's true shifts) go
+    to ``private``, a folder the kernel cannot see (``folder`` when not given).
+    """
     rng = np.random.default_rng(secrets.randbits(64) if seed is None else seed)
     inp = judge.inputs(rng)
-    _input_file(folder, judge).write_text(json.dumps(pack(inp)))
+    _input_file(folder, judge).write_text(json.dumps(pack(shown(inp))))
+    kept = {k: v for k, v in inp.items() if k not in shown(inp)}
+    if kept:
+        _kept_file(private or folder, judge).write_text(json.dumps(pack(kept)))
     return inp
 
 
-def read_inputs(judge: Judge, folder: Path) -> dict:
-    return unpack(json.loads(_input_file(folder, judge).read_text()))
+def read_inputs(judge: Judge, folder: Path, private: Path | None = None) -> dict:
+    """The inputs written by :func:`write_inputs`; with ``private``, also the judge's own values."""
+    inp = unpack(json.loads(_input_file(folder, judge).read_text()))
+    if private is not None and _kept_file(private, judge).exists():
+        inp.update(unpack(json.loads(_kept_file(private, judge).read_text())))
+    return inp
 
 
-def decide(judge: Judge, export, folder) -> str | None:
-    """None when the exported results pass, else the message to record."""
+def decide(judge: Judge, export, folder, private: Path | None = None) -> str | None:
+    """None when the exported results pass, else the message to record (``private``: see write_inputs)."""
     if export is None:
         return ("the grader's tests of this cell did not run to the end (no results came back from "
                 "the notebook): make sure the cells above run without stopping the kernel")
     if isinstance(export, dict) and "error" in export:
         return f"{judge.function} raised {export['error']}"
     try:
-        judge.judge(read_inputs(judge, folder), export)
+        judge.judge(read_inputs(judge, folder, private or folder), export)
     except Failed as e:
         return str(e)
     except Exception as e:  # noqa: BLE001 (malformed results are a failure, never a crash)
@@ -1884,4 +1905,4 @@ def probe(lesson: str, grade_id: str, namespace: dict) -> None:
         display({MIME: pack(export)}, raw=True)
         return
     inp = judge.inputs(np.random.default_rng(2026))
-    judge.judge(unpack(pack(inp)), unpack(pack(judge.probe(fn, unpack(pack(inp))))))
+    judge.judge(unpack(pack(inp)), unpack(pack(judge.probe(fn, unpack(pack(shown(inp)))))))

@@ -182,8 +182,10 @@ class Sandbox:
         self.root = Path(tempfile.mkdtemp(prefix="lsgrade-"))
         self.ipc = self.root / "ipc"
         self.inputs = self.root / "inputs"
+        self.kept = self.root / "kept"  # the judges' own values: never shown to the kernel
         self.ipc.mkdir()
         self.inputs.mkdir()
+        self.kept.mkdir(mode=0o700)
         self.data = Path(data) if data else None
         self.files = [Path(f) for f in files]
         self.memory, self.cpu_seconds, self.nproc = memory, cpu_seconds, nproc
@@ -453,7 +455,7 @@ def _execute_class():
             try:
                 if self._box is not None:
                     for gid, judge in self._judges.items():
-                        judges.write_inputs(judge, self._box.inputs)
+                        judges.write_inputs(judge, self._box.inputs, private=self._box.kept)
                 self._run_with_restarts(nb, resources)
                 self._finish_test_cells(nb)
             finally:
@@ -591,7 +593,8 @@ def _execute_class():
                     cell.outputs = kept
                     continue
                 export = judges.find_export(cell.get("outputs", []))
-                verdict = judges.decide(judge, export, self._box.inputs if self._box else None)
+                verdict = judges.decide(judge, export, self._box.inputs if self._box else None,
+                                         self._box.kept if self._box else None)
                 errors = [o for o in kept if o.output_type == "error"]
                 if export is None and errors:  # the cell stopped before the grader's tests: say why
                     last = errors[-1]

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lazysignals import grading
@@ -557,3 +558,24 @@ def test_autograde_sets_up_a_scratch_course_and_grades_the_submissions(tmp_path,
     assert (work / "submitted" / "ada" / "07_cropping" / "07_cropping.ipynb").read_text() == '{"mine": 2}'
     with pytest.raises(RuntimeError, match="generate_assignment failed for 07_cropping:\nouterr"):
         grading.autograde("07_cropping", {"ada": sub}, tmp_path / "fail", source_root=source)
+
+
+def test_a_judges_own_values_never_reach_the_folder_the_kernel_sees(tmp_path):
+    """The specimen's true shifts (lesson 08) and the disk's wander (lesson 03) stay with the grader."""
+    from lazysignals import judges
+
+    shown_dir, kept_dir = tmp_path / "inputs", tmp_path / "kept"
+    shown_dir.mkdir()
+    kept_dir.mkdir()
+    for key in [("08_fitting", "test_centre_map"), ("03_plotting", "test_ex03_annulus_radii")]:
+        judge = judges.JUDGES[key]
+        inp = judges.write_inputs(judge, shown_dir, seed=5, private=kept_dir)
+        private = [k for k in inp if k.startswith("_")]
+        assert private, f"{key}: the judge keeps no value of its own"
+        seen = judges.read_inputs(judge, shown_dir)
+        assert not set(private) & set(seen)
+        for k in private:  # not even the values, under another name
+            assert k[1:] not in seen
+        full = judges.read_inputs(judge, shown_dir, kept_dir)
+        for k in private:
+            assert np.array_equal(np.asarray(full[k]), np.asarray(inp[k]))
