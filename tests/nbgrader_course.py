@@ -53,8 +53,10 @@ def make_course(root: Path, lessons, exchange: Path) -> Path:
     Path(exchange).mkdir(parents=True, exist_ok=True)
     os.chmod(exchange, 0o1777)
     env = instructor_env(exchange)
-    for lesson in lessons:
-        nbgrader(root, "generate_assignment", lesson, "--force", env=env)
+    # solutions/ holds exactly these lessons: one nbgrader command generates them all.
+    nbgrader(root, "generate_assignment", "*", "--force", env=env)
+    missing = [lesson for lesson in lessons if not (root / "notebooks" / lesson / f"{lesson}.ipynb").exists()]
+    assert not missing, f"generate_assignment made no student notebook for {missing}"
     return root
 
 
