@@ -85,7 +85,6 @@ def test_each_lesson_grades_within_its_time_limit(graded):
     for lesson, rep in graded["report"].items():
         n = len(rep["results"])
         assert rep["seconds"] < n * (LIMITS["notebook_timeout"] + 120), (lesson, rep["seconds"])
-    assert graded["seconds"] < 400, f"the suite's part of the corpus took {graded['seconds']:.0f} s"
 
 
 def test_master_data_that_does_not_match_its_checksum_is_made_again(tmp_path):
