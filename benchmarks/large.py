@@ -100,19 +100,20 @@ class WorkerMemory:
 
 
 def _kill_one_worker(client, steps, step: str, after: float, log: dict) -> None:
-    """When ``step`` has run ``after`` seconds, SIGKILL one worker process (not its nanny) and note it."""
+    """When ``step`` has run ``after`` seconds and tasks are running, SIGKILL one worker process (not its nanny)."""
     import os
     import signal
 
     while True:
         cur = steps.current
         if cur and cur[0].get("key") == step and time.perf_counter() - cur[1] >= after:
-            break
+            processing = sum(len(v) for v in client.processing().values())
+            if processing:
+                break
         if log.get("stop"):
             return
-        time.sleep(0.05)
+        time.sleep(0.2)
     address, pid = sorted(_worker_pids(client).items())[0]
-    processing = sum(len(v) for v in client.processing().values())
     os.kill(pid, signal.SIGKILL)
     log.update(killed_pid=pid, killed_worker=address, step=step,
                seconds_into_step=round(time.perf_counter() - cur[1], 2), tasks_processing_then=processing)
@@ -151,6 +152,10 @@ def child_cluster(path: str, steps: list, result_dir: str, memory_budget: float,
             if killer:
                 killer.join()
             mem.stop()
+        try:  # a killed worker's nanny starts a new one: wait for it (a few seconds on a loaded machine)
+            client.wait_for_workers(workers, timeout=120)
+        except Exception:  # noqa: BLE001 - reported below: fewer workers after than before
+            pass
         after = _worker_pids(client)
         config = {k: dask.config.get(f"distributed.worker.memory.{k}") for k in ("target", "spill", "pause",
                                                                                    "terminate")}
@@ -278,9 +283,14 @@ def run(ctx: Context) -> Result:
                        f"{run_.get('memory_thresholds')}.")
         if run_.get("kill"):
             k = run_["kill"]
+            restarted = any(w["started_after_kill"] for w in workers)
             notes.append(f"Killed worker: pid {k.get('killed_pid')} (SIGKILL) {k.get('seconds_into_step')} s into "
-                         f"the {k.get('step')} step, {k.get('tasks_processing_then')} tasks processing then; its "
-                         "nanny started a new worker process and the scheduler re-ran the lost tasks.")
+                         f"the {k.get('step')} step, {k.get('tasks_processing_then')} tasks processing then; "
+                         + ("its nanny started a new worker process" if restarted else
+                            "no new worker process was seen afterwards")
+                         + f"; the run {'finished' if finished[name] else 'did not finish'}.")
+        elif name == "killed":
+            notes.append("The killed-worker run ended before a worker could be killed: nothing was killed.")
         if run_.get("error"):
             notes.append(f"The {name} run stopped: {run_['error']}")
     if not ctx.get("keep_large"):
