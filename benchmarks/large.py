@@ -47,11 +47,14 @@ KILL_AT = 0.4
 
 
 def child_generate(preset: str, dest: str) -> dict:
-    from lazysignals.data import prepare
+    from lazysignals import manifest
+    from lazysignals.data import is_ready, prepare
 
+    p = manifest.get_preset(preset)
+    there = is_ready(Path(dest) / p.filename("zspy", p.seed), p, p.seed)
     t0 = time.perf_counter()
     path = prepare(preset, formats=("zspy",), dest=Path(dest), progress=False)["zspy"]
-    return {"seconds": round(time.perf_counter() - t0, 1), "path": str(path)}
+    return {"seconds": round(time.perf_counter() - t0, 1), "path": str(path), "reused": there}
 
 
 def _worker_pids(client) -> dict[str, int]:
@@ -252,7 +255,8 @@ def run(ctx: Context) -> Result:
              f"{c.get('limit_gb')} GB; cgroup peak (includes reclaimable page cache) "
              f"{c.get('cgroup_max_usage_gb', '-')} GB, OOM kills {c.get('cgroup_oom_kills', '-')}; finished: "
              f"{'yes' if finished['threaded'] else 'no'}; dataset {nbytes / GB:.2f} GB uncompressed, "
-             f"{stored / GB:.2f} GB on disk, made in {gen['seconds']} s."]
+             f"{stored / GB:.2f} GB on disk, "
+             + ("made before this run (reused)." if gen.get("reused") else f"made in {gen['seconds']} s.")]
     if res.get("error"):
         notes.append(f"The threaded pipeline stopped: {res['error']}")
     digests = {name: run.get("digests") for name, run in runs.items()}
@@ -328,7 +332,8 @@ def readme(res: Result) -> list[str]:
     lines += ["", "| target | goal | measured | |", "|---|---|---|---|"]
     for t in res.get("targets", []):
         lines.append(f"| {t['what']} | {t['target']} | {t['measured']} | {'met' if t['met'] else 'NOT met'} |")
-    return lines
+    return lines + [""] + [n for note in res.get("notes", []) if "made in" not in note and "reused" not in note
+                           for n in (note, "")][:-1]
 
 
 COMPONENT = Component("large", "Out of core: the out-of-core preset under a hard memory cap, then on a LocalCluster "
