@@ -331,7 +331,9 @@ def readme(res: Result) -> list[str]:
         lines.append("| " + " | ".join(f"**{c}**" if bold else c for c in cells) + " |")
     lines += ["", "| target | goal | measured | |", "|---|---|---|---|"]
     for t in res.get("targets", []):
-        lines.append(f"| {t['what']} | {t['target']} | {t['measured']} | {'met' if t['met'] else 'NOT met'} |")
+        measured = {True: "yes", False: "no"}.get(t["measured"], t["measured"]) \
+            if isinstance(t["measured"], bool) else t["measured"]
+        lines.append(f"| {t['what']} | {t['target']} | {measured} | {'met' if t['met'] else 'NOT met'} |")
     return lines + [""] + [n for note in res.get("notes", []) if "made in" not in note and "reused" not in note
                            for n in (note, "")][:-1]
 
