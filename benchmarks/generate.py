@@ -121,4 +121,17 @@ def run(ctx: Context) -> Result:
             "plot": {"value": "seconds", "label": "seconds"}, "details": steps}
 
 
-COMPONENT = Component("generate", "Synthetic generation vs a plain zarr write of the same bytes", True, run)
+def readme(res: Result) -> list[str]:
+    lines = ["| step | seconds | CPU s | peak RSS GB | on disk GB | plain write time / time |",
+             "|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        lines.append(f"| {r['name']} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['peak_rss_gb']:.2f} | "
+                     f"{'-' if r.get('stored_gb') is None else format(r['stored_gb'], '.2f')} | "
+                     f"{'-' if r.get('ratio') is None else format(r['ratio'], '.2f')} |")
+    lines += ["", "| target | goal | measured | |", "|---|---|---|---|"]
+    for t in res.get("targets", []):
+        lines.append(f"| {t['what']} | {t['target']} | {t['measured']} | {'met' if t['met'] else 'NOT met'} |")
+    return lines
+
+
+COMPONENT = Component("generate", "Synthetic generation vs a plain zarr write of the same bytes", True, run, readme)

@@ -45,6 +45,8 @@ class Context(TypedDict):
     memory_cap: int  # bytes, the hard cap of the out-of-core run
     fit_subset: int  # profiles fitted by multifit beside the fast fit
     keep_large: bool  # keep the out-of-core dataset afterwards
+    cluster: bool  # large: also run on a LocalCluster, with and without a killed worker
+    large_steps: list | None  # large: the pipeline steps of every run (None: all)
 
 
 class Target(TypedDict):
@@ -150,6 +152,8 @@ class Steps:
 
     def __init__(self):
         self.rows = []
+        #: The step running now and when it started (``time.perf_counter``), for a watching thread.
+        self.current: tuple[dict, float] | None = None
 
     @contextmanager
     def __call__(self, name: str, **extra):
@@ -158,7 +162,11 @@ class Steps:
         row = {"step": name, **extra}
         c0 = os.times()
         with peak_memory(interval=SAMPLE_INTERVAL) as mem:
-            yield row
+            self.current = (row, time.perf_counter())
+            try:
+                yield row
+            finally:
+                self.current = None
         c1 = os.times()
         row["seconds"] = round(mem.seconds, 6)
         row["cpu_seconds"] = round(c1.user - c0.user + c1.system - c0.system, 2)

@@ -27,8 +27,14 @@ Choices, each taken from the lessons:
   navigation chunks (16 x 16 positions: 32 MiB, the size of a storage
   chunk), and the output size and dtype are given (``output_signal_size``,
   ``output_dtype``) so that nothing is computed to guess them.
-* centre of mass: intensity-weighted mean pixel index, computed with two
-  matrix-vector products in float32 (per pattern, inside ``map``).
+* centre of mass: ``lazysignals.blocks.centre_of_mass(s)`` (lesson 06: the
+  same positions as ``map(scipy.ndimage.center_of_mass)``, three sums per
+  pattern by one matrix product per storage chunk; nothing is rechunked and
+  no function is called per pattern).
+* thresholded centre of mass: a function per pattern through ``map`` on small
+  navigation chunks (above), as lesson 06 teaches a thresholded variant;
+  intensity-weighted mean pixel index of the pixels above the threshold, two
+  matrix-vector products in float32.
 * line profiles: for every probe position, the 8 detector rows just above
   the centre (one chunk row: 25 % of the data is read) summed into one
   profile across the bright-field disk; one Gaussian fitted to each with
@@ -56,11 +62,6 @@ def _centre(f):
     return np.array([rows @ _index(rows.size) / total, cols @ _index(cols.size) / total])
 
 
-def centre_of_mass(image):
-    """(row, column) centre of mass of one pattern, in pixel indices."""
-    return _centre(image.astype(np.float32))
-
-
 def thresholded_centre_of_mass(image, threshold=THRESHOLD):
     """Centre of mass of the pixels above ``threshold`` counts only."""
     f = image.astype(np.float32)
@@ -69,6 +70,42 @@ def thresholded_centre_of_mass(image, threshold=THRESHOLD):
 
 
 _INDEX = {}
+
+
+def _on_cluster() -> bool:
+    """Is dask's scheduler a ``distributed`` client (worker processes), not threads in this process?"""
+    try:
+        from distributed import default_client
+
+        default_client()
+        return True
+    except (ImportError, ValueError):
+        return False
+
+
+def _sha1(a) -> str:
+    """SHA-1 of an array's bytes, with its dtype and shape: equal digests, identical results."""
+    import hashlib
+
+    a = np.ascontiguousarray(np.asarray(a))
+    return hashlib.sha1(f"{a.dtype}{a.shape}".encode() + a.tobytes()).hexdigest()
+
+
+def _chunk_sha1(block):
+    import hashlib
+
+    b = np.ascontiguousarray(block)
+    d = np.frombuffer(hashlib.sha1(b.tobytes()).digest()[:8], dtype=np.uint64)
+    return d.reshape((1,) * block.ndim)
+
+
+def stored_sha1(path: str) -> str:
+    """Digest of a saved signal's data, chunk by chunk on the current scheduler (nothing large in memory)."""
+    import hyperspy.api as hs
+
+    data = hs.load(path, lazy=True).data
+    per_chunk = data.map_blocks(_chunk_sha1, dtype=np.uint64, chunks=tuple((1,) * len(c) for c in data.chunks))
+    return _sha1(per_chunk.compute()) + f"-{data.dtype}{data.shape}"
 
 
 def _index(n):
@@ -104,16 +141,20 @@ def crop_slices(chunk: int) -> list[tuple[str, str, slice]]:
     return [("crop_aligned", "aligned", slice(c, 3 * c)), ("crop_wider", "one pixel wider", slice(c - 1, 3 * c + 1))]
 
 
-def crop_sums(s, steps: Steps) -> None:
-    """Each crop summed over the detector (a virtual image), timed, with the chunks it read."""
+def crop_sums(s, steps: Steps) -> dict:
+    """Each crop summed over the detector (a virtual image), timed, with the chunks it read; their digests."""
     from lazysignals.measure import count_reads
 
+    digests = {}
     for key, label, sl in crop_slices(s.data.chunksize[-1]):
         with steps(f"{label} crop: isig[{sl.start}:{sl.stop}, {sl.start}:{sl.stop}].sum(axis='sig')", key=key) as row:
             with count_reads() as reads:
-                s.isig[sl, sl].sum(axis="sig").compute(show_progressbar=False)
+                image = s.isig[sl, sl].sum(axis="sig")
+                image.compute(show_progressbar=False)
             row.update(chunks_read=reads.chunks, chunks_total=s.data.npartitions,
                        MB_read=round(reads.bytes / 1e6, 1), bytes_read=reads.bytes)
+        digests[key] = _sha1(image.data)
+    return digests
 
 
 def line_profiles(s):
@@ -125,15 +166,23 @@ def line_profiles(s):
 
 
 def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_budget: float = 1.5 * GB,
-        fit_subset: int = 0) -> dict:
-    """Run the named steps on the dataset at ``path``; return timings and results."""
+        fit_subset: int = 0, steps: Steps | None = None) -> dict:
+    """Run the named steps on the dataset at ``path``; return timings and results.
+
+    ``info["digests"]`` holds a SHA-1 of every result (the ADF image, the
+    rebinned data - read back from disk when it was saved -, the maps, the
+    crops' images, the fitted parameters), so that runs on different
+    schedulers can be shown to give identical results. ``steps`` may be given
+    to watch the run from another thread (``steps.current``).
+    """
     import dask
     import hyperspy.api as hs
     import matplotlib.pyplot as plt
 
     from lazysignals import blocks, fitting
 
-    steps = Steps()
+    steps = steps if steps is not None else Steps()
+    digest = {}
     info = {"dask_scheduler": dask.config.get("scheduler", "threads (default)"),
             "dask_workers": dask.config.get("num_workers", None) or "one per core"}
     with steps("open lazily", key="open"):
@@ -154,6 +203,7 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
             s.plot(navigator=adf)
             plt.close("all")
         info["adf_mean"] = float(np.mean(adf.data))
+        digest["adf"] = _sha1(adf.data)
     if "transpose" in want:
         with steps("s.T.plot(): navigate by detector pixel", key="transpose"):
             s.T.plot()
@@ -162,24 +212,31 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
         with steps("blocks.rebin_sum(s, (2,2,2,2), 'uint32') + store", key="rebin") as row:
             r = blocks.rebin_sum(s, (2, 2, 2, 2), "uint32")  # lesson 05: chunk by chunk, uint32 up front
             row["result_gb"] = round(r.data.nbytes / GB, 3)
-            if r.data.nbytes <= memory_budget - 0.3 * GB:
+            fits = r.data.nbytes <= memory_budget - 0.3 * GB
+            if fits and _on_cluster():
+                out = r.data.compute()  # worker processes cannot write into this process's array
+                row["how"] = f"gathered from the cluster's workers ({r.data.nbytes / GB:.2f} GB)"
+            elif fits:
                 out = np.empty(r.data.shape, dtype=r.data.dtype)
                 r.data.store(out, lock=False)
                 row["how"] = f"into one preallocated array ({r.data.nbytes / GB:.2f} GB)"
-                info["rebin_total"] = int(out.sum(dtype=np.uint64))
-                del out
             else:
                 target = f"{result_dir}/rebinned.zspy"
                 r.save(target, overwrite=True, show_progressbar=False)
                 row["how"] = f"saved to {target} ({r.data.nbytes / GB:.2f} GB: more than the memory allowed)"
+        if fits:
+            info["rebin_total"] = int(out.sum(dtype=np.uint64))
+            digest["rebin"] = _sha1(out)
+            del out
         del r
+        if not fits:  # read back from disk, outside the timed step
+            digest["rebin"] = stored_sha1(target)
     if "com" in want:
-        with steps(f"map(centre of mass), navigation chunks {NAV_CHUNKS_FOR_MAP}", key="com"):
-            small = s.rechunk(nav_chunks=NAV_CHUNKS_FOR_MAP, sig_chunks=-1, inplace=False)
-            com = small.map(centre_of_mass, inplace=False, output_signal_size=(2,),
-                            output_dtype=np.float64, show_progressbar=False)
+        with steps("blocks.centre_of_mass(s): centre-of-mass map, chunk by chunk", key="com"):
+            com = blocks.centre_of_mass(s)  # lesson 06: one matrix product per storage chunk
             com.compute(show_progressbar=False)
         info["com_mean"] = [float(v) for v in np.nanmean(com.data.reshape(-1, 2), axis=0)]
+        digest["com"] = _sha1(com.data)
         del com
     if "com_threshold" in want:
         with steps(f"map(thresholded centre of mass, lazy_output=False), navigation chunks {NAV_CHUNKS_FOR_MAP}",
@@ -189,9 +246,10 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
                              lazy_output=False, output_signal_size=(2,), output_dtype=np.float64,
                              show_progressbar=False)
         info["com_threshold_lazy"] = bool(comt._lazy)
+        digest["com_threshold"] = _sha1(comt.data)
         del comt
     if "crops" in want:
-        crop_sums(s, steps)
+        digest.update(crop_sums(s, steps))
     if "fit" in want:
         with steps("Gaussian fit of every line profile (fast fit)", key="fit") as row:
             profiles = line_profiles(s)
@@ -201,6 +259,7 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
             row["profiles"] = n
         row["fits_per_s"] = round(n / row["seconds"], 1)
         p = params.data.reshape(-1, 3)
+        digest["fit"] = _sha1(params.data)
         info["fit"] = {"profiles": n, "failed": int(np.isnan(p).any(axis=1).sum()),
                        "median_A_sigma_centre": [float(v) for v in np.nanmedian(p, axis=0)]}
         if fit_subset:
@@ -214,6 +273,7 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
             adf_roi.compute(show_progressbar=False)
         info["adf_roi_mean"] = float(np.mean(adf_roi.data))
     info["steps"] = steps.rows
+    info["digests"] = digest
     return info
 
 

@@ -111,7 +111,8 @@ def readme_block(name: str, res: dict, lines: list[str]) -> str:
     m = res.get("machine", {})
     said = (f"<!-- benchmark:{name} -->\n" + "\n".join(lines) + "\n\n"
             f"(`python -m benchmarks --only {name}`, preset `{res.get('preset')}`, {m.get('time')}, "
-            f"{m.get('cores_usable')} cores, load average {res.get('load_before')} before.)\n"
+            f"{m.get('cores_usable')} cores, {m.get('ram_gb')} GiB RAM, load average {res.get('load_before')} "
+            f"before, {res.get('load_after')} after, {res.get('wall_seconds')} s in all.)\n"
             f"<!-- /benchmark:{name} -->")
     return said
 

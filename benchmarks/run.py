@@ -67,6 +67,12 @@ def parse(argv, comps):
                     help="profiles fitted by HyperSpy's multifit for the side-by-side (default 2000)")
     ap.add_argument("--keep-large", action="store_true",
                     help="keep the out-of-core dataset afterwards (it is deleted by default)")
+    ap.add_argument("--no-cluster", action="store_true",
+                    help="large: only the threaded run under the cap, not the LocalCluster runs (with and "
+                         "without a killed worker)")
+    ap.add_argument("--large-steps", default=None,
+                    help="large: the pipeline steps of every run, comma-separated (default: all of "
+                         "plot,adf,rebin,com,crops,fit; e.g. adf,rebin,com to save time)")
     ap.add_argument("--report", action="store_true", help="only rebuild results.md and results.png")
     ap.add_argument("--readme", action="store_true",
                     help="also rewrite the tables of README.md and docs/AGENDAS.md from the results")
@@ -116,7 +122,9 @@ def main(argv=None) -> int:
             return 2
         info = machine()
         ctx = {"preset": args.preset, "data": args.data, "out": str(out), "memory_cap": args.memory_cap,
-               "fit_subset": args.fit_subset, "keep_large": args.keep_large}
+               "fit_subset": args.fit_subset, "keep_large": args.keep_large,
+               "cluster": not args.no_cluster,
+               "large_steps": args.large_steps.split(",") if args.large_steps else None}
         Path(args.data).mkdir(parents=True, exist_ok=True)
         for name in names:
             print(f"== {name} (load average {load_now()})", flush=True)

@@ -124,17 +124,37 @@ def _seconds(v) -> str:
     return "-" if v is None else f"{v:.2g} s" if v < 1 else f"{v:.1f} s"
 
 
+def _cpu(res: Result, key: str, side: str):
+    """CPU seconds of one step (``side`` "course" or "original"), from the run's own rows."""
+    if side == "course":
+        return next((r.get("cpu_seconds") for r in res["rows"] if r.get("key") == key), None)
+    return next((r.get("cpu_seconds") for r in res.get("details", {}).get("original", {}).get("steps", [])
+                 if r.get("key") == key), None)
+
+
 def readme(res: Result) -> list[str]:
-    lines = ["| step | here | original | ratio |", "|---|---|---|---|"]
+    """The step table (wall seconds, both sides, ratio; CPU seconds beside), the targets, the multifit note."""
+    orig_steps = res.get("details", {}).get("original", {}).get("steps", [])
+    lines = ["| step | here | original | ratio | CPU s here / original | peak RSS GB here / original |",
+             "|---|---|---|---|---|---|"]
     for r in res["rows"]:
-        bold = r.get("key") == "whole"
-        cells = [r["name"], _seconds(r["seconds"]), _seconds(r.get("original_s")),
-                 "-" if r.get("ratio") is None else f"{r['ratio']:.2f}"]
+        key = r.get("key")
+        bold = key == "whole"
+        if key == "whole":
+            cpu_here = r.get("cpu_seconds")
+            cpu_orig = round(sum(s.get("cpu_seconds") or 0 for s in orig_steps), 1) if orig_steps else None
+        else:
+            cpu_here, cpu_orig = r.get("cpu_seconds"), _cpu(res, key, "original")
+        cpu = "-" if cpu_here is None else f"{cpu_here:.1f} / {'-' if cpu_orig is None else f'{cpu_orig:.1f}'}"
+        name = r["name"] + (" (not in the sequence)" if r.get("not_in_whole") and not key.startswith("sum") else "")
+        rss = f"{r['peak_rss_gb']:.2f} / " + ("-" if r.get("original_rss_gb") is None else f"{r['original_rss_gb']:.2f}")
+        cells = [name, _seconds(r["seconds"]), _seconds(r.get("original_s")),
+                 "-" if r.get("ratio") is None else f"{r['ratio']:.2f}", cpu, rss]
         lines.append("| " + " | ".join(f"**{c}**" if bold else c for c in cells) + " |")
-    peak = next((r for r in res["rows"] if r.get("key") == "whole"), None)
-    if peak:
-        lines.append(f"| peak RSS over the sequence | {peak['peak_rss_gb']:.2f} GB | "
-                     f"{peak.get('original_rss_gb') or '-'} GB | {ratio(peak['peak_rss_gb'], peak.get('original_rss_gb')) or '-'} |")
+    lines += ["", "| target (this run) | goal | measured | |", "|---|---|---|---|"]
+    for t in res.get("targets", []):
+        lines.append(f"| {t['what']} | {t['target']} | {t['measured']} | {'met' if t['met'] else 'NOT met'} |")
+    lines += [""] + list(res.get("notes", []))
     return lines
 
 
