@@ -239,6 +239,9 @@ class Sandbox:
         # The private /tmp first: the environment or the course may themselves
         # live under /tmp, and a later mount would hide them.
         args += ["--proc", "/proc", "--dev", "/dev"]
+        # POSIX semaphores (multiprocessing's locks: dask's worker processes) live in /dev/shm,
+        # which must be writable by the kernel's uid; private and limited like /tmp.
+        args += [*perms, "--size", str(self.tmp_size), "--tmpfs", "/dev/shm"]
         mount(*perms, "--size", str(self.tmp_size), "--tmpfs", "/tmp", dest="/tmp")
         mount(*perms, "--size", str(self.tmp_size), "--tmpfs", WORK_INSIDE, dest=WORK_INSIDE)
         for prefix in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix}):
