@@ -138,8 +138,8 @@ def test_the_kernel_sees_the_data_inputs_and_files_read_only_and_its_sockets(box
     assert (package, package) in ro and (sys.prefix, sys.prefix) in ro and ("/usr", "/usr") in ro
     assert not any(src == str(manifest.REPO_ROOT) for src, _ in ro), "the course folder is not shown"
     assert _pairs(args, "--bind") == [(str(box.ipc), str(box.ipc))]
-    assert _ones(args, "--tmpfs") == ["/tmp", WORK_INSIDE, DATA_INSIDE]
-    assert _ones(args, "--size") == [str(2**25)] * 3
+    assert _ones(args, "--tmpfs") == ["/dev/shm", "/tmp", WORK_INSIDE, DATA_INSIDE]  # /dev/shm: semaphores
+    assert _ones(args, "--size") == [str(2**25)] * 4
     assert _ones(args, "--chdir") == [WORK_INSIDE] and _ones(args, "--proc") == ["/proc"]
     assert _ones(args, "--dev") == ["/dev"]
     for top in ("/usr", "/etc", "/opt"):
