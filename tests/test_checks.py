@@ -661,3 +661,73 @@ def test_a_function_is_tried_on_the_graders_fresh_inputs_with_its_message():
                                    {"fraction_read": lambda start, stop, chunk, size: (stop - start) / size})
     with pytest.raises(CheckFailed, match="ZeroDivisionError"):
         checks.check_on_fresh_data("07_cropping", "test_fraction_read", {"fraction_read": lambda *a: 1 / 0})
+
+
+# The whole teaching message of each slip, word for word: a learner reads exactly this.
+
+def test_each_worker_memory_slip_gets_its_whole_hint_and_an_off_by_one_byte_still_does():
+    import dask
+
+    s = lazy_signal((6, 10, 16, 12), chunks=(3, 5, 4, 4))
+    block, chunk = 3 * 5 * 16 * 12 * 2, 3 * 5 * 4 * 4 * 2
+    key = "distributed.worker.memory.target"
+    hints = {
+        2 * block: "the worker starts spilling at the target fraction of its limit, so the limit must be larger "
+                   "than the blocks it holds.",
+        int(2 * block * 0.6): "the blocks must stay below target times the limit: divide by the fraction, do not "
+                              "multiply.",
+        _limit(2, chunk, 0.6): "a map block holds whole patterns: all of the signal axes, not one chunk of them.",
+        _limit(1, block, 0.6): "the worker holds 2 blocks at once.",
+        _limit(2, s.data.nbytes, 0.6): "a worker holds blocks, not the whole dataset.",
+    }
+    with dask.config.set({key: 0.6}):
+        for value, hint in hints.items():
+            for got in (value, value + 1):
+                with pytest.raises(CheckFailed) as err:
+                    checks.check_memory_limit(lambda signal, n, g=got: g, s, 2)
+                assert str(err.value) == f"memory_limit_for(s, 2): {got} bytes is not right yet. Hint: {hint}"
+        with pytest.raises(CheckFailed) as err:
+            checks.check_memory_limit(lambda signal, n: 12, s, 2)
+        assert "Hint: a block of map is the largest navigation chunk times the whole signal; the worker spills " \
+               "when what it holds passes the target fraction of its limit." in str(err.value)
+        with pytest.raises(CheckFailed) as err:
+            checks.check_memory_limit(lambda signal, n: True, s, 2)
+        assert str(err.value) == ("memory_limit_for(s, 2) should return an int (a number of bytes), got bool: "
+                                  "round up to a whole byte.")
+        with pytest.raises(CheckFailed) as err:
+            checks.check_memory_limit(lambda signal, n: _limit(n, block, 0.6), s, 2)
+        assert str(err.value).startswith("with the target fraction set to 0.5 in dask's configuration, "
+                                         "memory_limit_for(s, 2) does not follow it: read the fraction from "
+                                         'dask.config.get("distributed.worker.memory.target") inside the function')
+    with dask.config.set({key: 0.5}):  # the other fraction tried is then 0.4
+        with pytest.raises(CheckFailed, match="set to 0.4"):
+            checks.check_memory_limit(lambda signal, n: _limit(n, block, 0.5), s, 2)
+        checks.check_memory_limit(lambda signal, n: _limit(n, block, dask.config.get(key)), s, 2)
+        checks.check_memory_limit(lambda signal, n: _limit(n, block, dask.config.get(key)), s, 3)
+
+
+def test_each_crop_slip_gets_its_whole_message():
+    s = lazy_signal((4, 6, 16, 16), chunks=(4, 6, 4, 4))
+    for axis in s.axes_manager.signal_axes:
+        axis.units = "mrad"
+    with pytest.raises(CheckFailed) as err:
+        checks.check_crop_reads(s.isig[4:13, 4:12], s, 3.5, what="crop_disk(s)")
+    assert str(err.value) == ("crop_disk(s) reads 6 of 16 chunks; the pixels within the radius need only 4. Hint: a "
+                              "crop that reaches one pixel into a chunk reads that whole chunk: stop at the chunk "
+                              "edges around the pixels you need (signal.data.chunks).")
+    with pytest.raises(CheckFailed) as err:
+        checks.check_crop_reads(s.isig[6:12, 4:12], s, 3.5, what="crop_disk(s)")
+    kx = s.axes_manager.signal_axes[0].name
+    assert str(err.value) == (f"crop_disk(s) keeps {kx} pixels 6 to 11: it leaves out pixels within 3.5 mrad of "
+                              "the centre pixel (index 8).")
+    with pytest.raises(CheckFailed) as err:
+        checks.check_crop_reads(s.isig[4:12, 6:12], s, 3.5, what="crop_disk(s)")
+    ky = s.axes_manager.signal_axes[1].name
+    assert str(err.value).startswith(f"crop_disk(s) keeps {ky} pixels 6 to 11")
+    checks.check_crop_reads(s.isig[4:12, 5:12], s, 3.5)  # pixels 5..11 kept: right, and the same chunks
+    with pytest.raises(CheckFailed) as err:
+        checks.check_crop_reads(lazy_signal((4, 6, 8, 8)), s, 3.5, what="crop_disk(s)")
+    assert str(err.value) == ("crop_disk(s) reads none of the dataset's chunks: crop the signal itself with "
+                              "isig[...].")
+    checks.check_crop_reads(s.isig[4:12, 4:12], s, 3.5)  # exactly the chunks around the pixels within 3.5
+    checks.check_crop_reads(s.isig[0:16, 0:16], s, 8.0)  # every pixel needed: every chunk may be read
