@@ -627,6 +627,7 @@ def _limit(n_blocks, block, target):
 
 def test_a_worker_memory_limit_is_checked_without_showing_it_and_names_each_slip():
     import dask
+    import distributed  # noqa: F401 (its memory settings join dask's configuration)
 
     s = lazy_signal((6, 10, 16, 12), chunks=(3, 5, 4, 4))
     block = 3 * 5 * 16 * 12 * 2  # a navigation chunk times the whole pattern, uint16
@@ -667,6 +668,7 @@ def test_a_function_is_tried_on_the_graders_fresh_inputs_with_its_message():
 
 def test_each_worker_memory_slip_gets_its_whole_hint_and_an_off_by_one_byte_still_does():
     import dask
+    import distributed  # noqa: F401 (its memory settings join dask's configuration)
 
     s = lazy_signal((6, 10, 16, 12), chunks=(3, 5, 4, 4))
     block, chunk = 3 * 5 * 16 * 12 * 2, 3 * 5 * 4 * 4 * 2
