@@ -21,20 +21,20 @@ Choices, each taken from the lessons:
   which holds the result once instead of twice. When the result is larger
   than the memory allowed (the 34 GB preset: 4.3 GB) it is saved to a .zspy
   instead - out of core, as the course teaches.
-* map: ``map`` makes every pattern one chunk, which with (64, 64, 64, 64)
-  storage chunks means 64 x 64 x 256 x 256 uint16 = 512 MiB per block and
-  worker. As lesson 06 teaches, the signal is first rechunked to small
-  navigation chunks (16 x 16 positions: 32 MiB, the size of a storage
-  chunk), and the output size and dtype are given (``output_signal_size``,
-  ``output_dtype``) so that nothing is computed to guess them.
+* plotting: ``s.plot()`` keeps the navigation chunk under the pointer in
+  memory (64 x 64 x 256 x 256 uint16 = 512 MiB at workshop size, held after
+  the figure closes). As lesson 04 teaches, the figures are drawn from a lazy
+  view with a quarter of the stored navigation chunk along each axis (32 MiB
+  cached); each move out of it reads the same storage chunks as before.
+  ``s.T`` (navigating by detector pixel) gets the same treatment on its
+  navigation axes, the detector.
 * centre of mass: ``lazysignals.blocks.centre_of_mass(s)`` (lesson 06: the
-  same positions as ``map(scipy.ndimage.center_of_mass)``, three sums per
-  pattern by one matrix product per storage chunk; nothing is rechunked and
+  same positions as ``map(scipy.ndimage.center_of_mass)``, three integer sums
+  per pattern in one compiled loop per storage chunk; nothing is rechunked and
   no function is called per pattern).
-* thresholded centre of mass: a function per pattern through ``map`` on small
-  navigation chunks (above), as lesson 06 teaches a thresholded variant;
-  intensity-weighted mean pixel index of the pixels above the threshold, two
-  matrix-vector products in float32.
+* thresholded centre of mass: ``blocks.centre_of_mass(s, threshold=...)``,
+  the pixels at or above the threshold weighted by their counts (lesson 06's
+  ``com_above(..., weighted=True)``, which ``map`` computes per pattern).
 * line profiles: for every probe position, the 8 detector rows just above
   the centre (one chunk row: 25 % of the data is read) summed into one
   profile across the bright-field disk; one Gaussian fitted to each with
@@ -49,27 +49,13 @@ import numpy as np
 
 from .harness import GB, Steps
 
-NAV_CHUNKS_FOR_MAP = (16, 16)
 PROFILE_ROWS = 8
 THRESHOLD = 3
 
 
-def _centre(f):
-    """(row, column) centre of mass of the float32 weights ``f``, in pixel indices."""
-    rows = f.sum(axis=1)
-    cols = f.sum(axis=0)
-    total = rows.sum()
-    return np.array([rows @ _index(rows.size) / total, cols @ _index(cols.size) / total])
-
-
-def thresholded_centre_of_mass(image, threshold=THRESHOLD):
-    """Centre of mass of the pixels above ``threshold`` counts only."""
-    f = image.astype(np.float32)
-    f *= image > threshold
-    return _centre(f)
-
-
-_INDEX = {}
+def small_nav_chunks(signal) -> tuple[int, ...]:
+    """A quarter of the stored chunk along each navigation axis (numpy order): what a figure caches."""
+    return tuple(max(c // 4, 1) for c in signal.data.chunksize[:signal.axes_manager.navigation_dimension])
 
 
 def _on_cluster() -> bool:
@@ -106,12 +92,6 @@ def stored_sha1(path: str) -> str:
     data = hs.load(path, lazy=True).data
     per_chunk = data.map_blocks(_chunk_sha1, dtype=np.uint64, chunks=tuple((1,) * len(c) for c in data.chunks))
     return _sha1(per_chunk.compute()) + f"-{data.dtype}{data.shape}"
-
-
-def _index(n):
-    if n not in _INDEX:
-        _INDEX[n] = np.arange(n, dtype=np.float32)
-    return _INDEX[n]
 
 
 def ring_radii(s):
@@ -192,22 +172,25 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
                 chunks=list(s.data.chunksize), nbytes=s.data.nbytes, patterns=nx * ny)
     want = set(steps_to_run)
 
+    view = s.rechunk(nav_chunks=small_nav_chunks(s), sig_chunks=s.data.chunksize[2:], inplace=False)
     if "plot" in want:
-        with steps("s.plot(): lazy navigator", key="plot"):
-            s.plot()
+        with steps("view.plot(): lazy navigator, small navigation chunks", key="plot"):
+            view.plot()  # lesson 04: the figure keeps one navigation chunk in memory, a small one here
             plt.close("all")
     if "adf" in want:
-        with steps("ADF navigator: ring mask x signal, sum + .T, s.plot(navigator=adf)", key="adf"):
+        with steps("ADF navigator: ring mask x signal, sum + .T, view.plot(navigator=adf)", key="adf"):
             adf = (s * ring_mask(s)).sum(axis=(2, 3)).T
             adf.compute(show_progressbar=False)
-            s.plot(navigator=adf)
+            view.plot(navigator=adf)
             plt.close("all")
         info["adf_mean"] = float(np.mean(adf.data))
         digest["adf"] = _sha1(adf.data)
     if "transpose" in want:
-        with steps("s.T.plot(): navigate by detector pixel", key="transpose"):
-            s.T.plot()
+        with steps("s.T with small detector chunks, .plot(): navigate by detector pixel", key="transpose"):
+            t = s.T.rechunk(nav_chunks=small_nav_chunks(s.T), sig_chunks=s.data.chunksize[:2], inplace=False)
+            t.plot()
             plt.close("all")
+            del t
     if "rebin" in want:
         with steps("blocks.rebin_sum(s, (2,2,2,2), 'uint32') + store", key="rebin") as row:
             r = blocks.rebin_sum(s, (2, 2, 2, 2), "uint32")  # lesson 05: chunk by chunk, uint32 up front
@@ -239,13 +222,10 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
         digest["com"] = _sha1(com.data)
         del com
     if "com_threshold" in want:
-        with steps(f"map(thresholded centre of mass, lazy_output=False), navigation chunks {NAV_CHUNKS_FOR_MAP}",
+        with steps(f"blocks.centre_of_mass(s, threshold={THRESHOLD}): pixels at or above the threshold",
                    key="com_threshold"):
-            small = s.rechunk(nav_chunks=NAV_CHUNKS_FOR_MAP, sig_chunks=-1, inplace=False)
-            comt = small.map(thresholded_centre_of_mass, threshold=THRESHOLD, inplace=False,
-                             lazy_output=False, output_signal_size=(2,), output_dtype=np.float64,
-                             show_progressbar=False)
-        info["com_threshold_lazy"] = bool(comt._lazy)
+            comt = blocks.centre_of_mass(s, threshold=THRESHOLD)  # lesson 06: the weighted com_above, per chunk
+            comt.compute(show_progressbar=False)
         digest["com_threshold"] = _sha1(comt.data)
         del comt
     if "crops" in want:
@@ -264,6 +244,12 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
                        "median_A_sigma_centre": [float(v) for v in np.nanmedian(p, axis=0)]}
         if fit_subset:
             info["multifit_comparison"] = compare_with_multifit(profiles, fit_subset)
+    if "one_pass" in want:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(dir=result_dir) as scratch:
+            one = one_pass(s, steps, scratch)
+        info["one_pass"] = {"identical_to_step_by_step": {k: one[k] == digest.get(k) for k in one if k in digest}}
     # Last, so that what it holds does not inflate the peaks of the steps above.
     if "adf_roi" in want:
         with steps("ADF navigator the naive way: CircleROI + nansum + .T", key="adf_roi"):
@@ -275,6 +261,44 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
     info["steps"] = steps.rows
     info["digests"] = digest
     return info
+
+
+def one_pass(s, steps: Steps, result_dir: str) -> dict:
+    """Lesson 09's way: the whole-dataset results and the fit computed together, each chunk read once.
+
+    The ADF image, the rebinned data (written chunk by chunk to a zarr array in
+    ``result_dir``, with the course's compressor, so that it is never held in
+    memory), both centre-of-mass maps and the fitted line profiles are lazy
+    results of the same chunks; one ``dask.compute`` reads every chunk once and
+    hands it to all of them. Returns the results' digests, to compare with the
+    steps above (the rebinned data read back from disk, outside the timing).
+    """
+    import dask
+    import dask.array as da
+    import hyperspy.api as hs
+    import matplotlib.pyplot as plt
+    import zarr
+
+    from lazysignals import blocks, fitting
+    from lazysignals.storage import course_compressor
+
+    with steps("one pass (lesson 09): ADF + rebin to disk + both centre-of-mass maps + fit, one dask.compute",
+               key="one_pass") as row:
+        adf = (s * ring_mask(s)).sum(axis=(2, 3)).T
+        r = blocks.rebin_sum(s, (2, 2, 2, 2), "uint32")
+        com = blocks.centre_of_mass(s)
+        comt = blocks.centre_of_mass(s, threshold=THRESHOLD)
+        params = fitting.fit_gaussian_lazy(line_profiles(s))
+        target = zarr.open(f"{result_dir}/one_pass_rebinned.zarr", mode="w", shape=r.data.shape,
+                           chunks=r.data.chunksize, dtype=r.data.dtype, compressor=course_compressor())
+        stored = da.store(r.data, target, lock=False, compute=False)
+        _, adf_d, com_d, comt_d, params_d = dask.compute(stored, adf.data, com.data, comt.data, params.data)
+        view = s.rechunk(nav_chunks=small_nav_chunks(s), sig_chunks=s.data.chunksize[2:], inplace=False)
+        view.plot(navigator=hs.signals.Signal2D(adf_d))  # the computed image as the navigator
+        plt.close("all")
+        row["how"] = f"rebinned data written to a zarr array on disk ({r.data.nbytes / GB:.2f} GB uncompressed)"
+    return {"adf": _sha1(adf_d), "rebin": _sha1(target[...]), "com": _sha1(com_d),
+            "com_threshold": _sha1(comt_d), "fit": _sha1(params_d)}
 
 
 def compare_with_multifit(profiles, n: int) -> dict:

@@ -1,16 +1,18 @@
-"""Whole-dataset passes written as one numpy function per chunk (``map_blocks``).
+"""Whole-dataset passes written as one function per chunk (``map_blocks``).
 
 HyperSpy's ``rebin`` and ``map`` are general: any factor, any function, any
 signal. Their cost on a lazy 4D-STEM dataset is not the reading but the
 arithmetic inside each chunk: ``rebin`` sums with numpy's multi-axis
 reduction and a cast to 64 bits, and ``map`` calls the function once per
-pattern. The two functions here do the same work on whole chunks, with plain
-strided adds and one output type chosen up front:
+pattern. The two functions here do the same work on whole chunks, with one
+output type chosen up front: strided numpy adds for the rebin, one compiled
+(numba) loop over the chunk's values for the centre of mass:
 
 - :func:`rebin_sum`: the same values as ``s.rebin(scale=factors,
   rechunk=False)`` followed by ``change_dtype(dtype)``, with the same axes;
-- :func:`centre_of_mass`: the same positions (to float rounding) as
-  ``s.map(scipy.ndimage.center_of_mass, inplace=False)``.
+- :func:`centre_of_mass`: the same positions as
+  ``s.map(scipy.ndimage.center_of_mass, inplace=False)``, optionally from the
+  pixels above a threshold only.
 
 Both return lazy HyperSpy signals; nothing is read until you compute.
 """
@@ -18,6 +20,7 @@ Both return lazy HyperSpy signals; nothing is read until you compute.
 from __future__ import annotations
 
 import dask.array as da
+import numba
 import numpy as np
 
 
@@ -86,21 +89,58 @@ def rebin_sum(signal, factors, dtype):
     return out
 
 
-def _moments(block, block_info=None):
+@numba.njit(nogil=True, cache=True)
+def _pattern_sums(f, threshold, use_threshold, zero, out):
+    """Weight, row moment and column moment of each pattern of ``f`` (patterns, rows, columns) into ``out``.
+
+    One loop over the chunk's values, in the order they lie in memory. ``zero``
+    sets the type of the sums: an integer for integer counts (exact at any
+    size), a float otherwise. With ``use_threshold`` only the values at or
+    above ``threshold`` count.
+    """
+    n, ky, kx = f.shape
+    for i in range(n):
+        total = zero
+        row_moment = zero
+        col_moment = zero
+        for y in range(ky):
+            row = zero
+            row_cols = zero
+            for x in range(kx):
+                v = f[i, y, x]
+                if use_threshold and not v >= threshold:
+                    continue
+                row += v
+                row_cols += v * x
+            total += row
+            row_moment += row * y
+            col_moment += row_cols
+        out[i, 0] = total
+        out[i, 1] = row_moment
+        out[i, 2] = col_moment
+
+
+def _moments(block, threshold=None, block_info=None):
     """Total, row-weighted and column-weighted sums of every pattern of one chunk, detector indices global.
 
-    One matrix product per chunk: each detector row times [1, column index] gives the row's weight and
-    its column moment. Integer counts are exact in float64 (up to 2**53).
+    Integer counts are added up as integers, so the sums are exact; they are
+    returned as float64 (exact up to 2**53), ready to be added over the
+    detector's chunks.
     """
     (y0, _), (x0, _) = block_info[0]["array-location"][-2:]
     ky, kx = block.shape[-2:]
-    f = block.reshape(-1, ky, kx).astype(np.float64)
-    weights = np.stack([np.ones(kx), np.arange(x0, x0 + kx, dtype=np.float64)], axis=1)
-    per_row = f @ weights  # (patterns, ky, 2): row weight, column moment of the row
-    out = np.empty((f.shape[0], 3))
-    out[:, 0] = per_row[..., 0].sum(axis=-1)
-    out[:, 1] = per_row[..., 0] @ np.arange(y0, y0 + ky, dtype=np.float64)
-    out[:, 2] = per_row[..., 1].sum(axis=-1)
+    f = np.ascontiguousarray(block).reshape(-1, ky, kx)
+    integer = np.issubdtype(f.dtype, np.integer) or f.dtype == np.bool_
+    if f.dtype == np.bool_:
+        f = f.view(np.uint8)
+    sums = np.empty((f.shape[0], 3), dtype=np.int64 if integer else np.float64)
+    zero = np.int64(0) if integer else 0.0
+    level = threshold if threshold is not None else 0
+    level = np.int64(np.ceil(level)) if integer else float(level)  # v >= 2.5 <=> v >= 3 for integers
+    _pattern_sums(f, level, threshold is not None, zero, sums)
+    out = sums.astype(np.float64)
+    out[:, 1] += y0 * out[:, 0]  # local row and column indices -> indices on the whole detector
+    out[:, 2] += x0 * out[:, 0]
     return out.reshape(block.shape[:-2] + (1, 1, 3))
 
 
@@ -109,15 +149,21 @@ def _divide(moments, out_dtype):
         return (moments[..., 1:] / moments[..., :1]).astype(out_dtype)
 
 
-def centre_of_mass(signal, dtype="float64"):
+def centre_of_mass(signal, dtype="float64", threshold=None):
     """Centre of mass of every pattern, ``(row, column)`` in pixel indices, as a lazy signal.
 
     The same positions as ``signal.map(scipy.ndimage.center_of_mass,
     inplace=False)``: a signal with the navigation axes of ``signal`` and one
     signal axis of length 2. Each chunk is reduced to three sums per pattern
-    (weight, row moment, column moment) by one matrix product in float64,
-    whatever the chunking of the detector axes: nothing is rechunked, no
-    function is called per pattern.
+    (weight, row moment, column moment) by one compiled loop over its values
+    (integers stay integers, so the sums are exact), whatever the chunking of
+    the detector axes: nothing is rechunked, no function is called per
+    pattern.
+
+    With ``threshold``, only the pixels at or above it count, each weighted by
+    its counts: the same as ``map`` of ``center_of_mass(np.where(p >=
+    threshold, p, 0))`` (lesson 06's ``com_above(..., weighted=True)``). A
+    pattern with no pixel at or above it gives NaN, as scipy does.
     """
     import hyperspy.api as hs
 
@@ -130,7 +176,9 @@ def centre_of_mass(signal, dtype="float64"):
     nav = data.ndim - 2
     dtype = np.dtype(dtype)
     # per chunk: three sums per pattern; then added over the detector's chunks, then two divisions
-    parts = data.map_blocks(_moments, dtype=np.float64, new_axis=data.ndim,
+    if threshold is not None and not np.isscalar(threshold):
+        raise TypeError(f"threshold must be one number (counts), not {type(threshold).__name__}.")
+    parts = data.map_blocks(_moments, threshold=threshold, dtype=np.float64, new_axis=data.ndim,
                             chunks=data.chunks[:nav] + tuple((1,) * len(c) for c in data.chunks[nav:]) + ((3,),),
                             meta=np.empty((0,) * (data.ndim + 1)))
     moments = parts.sum(axis=(nav, nav + 1))

@@ -125,8 +125,8 @@ def fit_gaussian(x, y, p0=None, max_iter=50, rtol=1e-10):
             break
         i = np.flatnonzero(active)
         J, ri = jac[i], r[i]
-        jtj = np.einsum("mni,mnj->mij", J, J)
-        jtr = np.einsum("mni,mn->mi", J, ri)
+        jtj = np.matmul(J.transpose(0, 2, 1), J)  # (m, 3, 3): one small matrix product per profile
+        jtr = np.matmul(ri[:, None, :], J)[:, 0]  # (m, 3)
         diag = np.einsum("mii->mi", jtj)[:, :, None] * eye
         lhs = jtj + lam[i, None, None] * (diag + 1e-12 * eye)
         step = np.linalg.solve(lhs, jtr[..., None])[..., 0]

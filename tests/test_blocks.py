@@ -64,3 +64,40 @@ def test_centre_of_mass_equals_hyperspy_map_of_scipy(ci):
     nav = [(a.name, a.units, a.size, a.scale, a.offset) for a in mine.axes_manager.navigation_axes]
     assert nav == [(a.name, a.units, a.size, a.scale, a.offset) for a in theirs.axes_manager.navigation_axes]
     np.testing.assert_allclose(mine.data.compute(), theirs.data.compute(), rtol=1e-12, atol=1e-9)
+
+
+def test_centre_of_mass_is_exact_for_integer_counts(ci):
+    # integer sums are exact: the same float64 quotients as scipy's, to the last bit
+    mine = blocks.centre_of_mass(ci).data.compute()
+    patterns = ci.data.compute().reshape((-1,) + ci.data.shape[-2:])
+    theirs = np.array([center_of_mass(p) for p in patterns]).reshape(mine.shape)
+    np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("threshold", [3, 2.5, 40])
+def test_thresholded_centre_of_mass_equals_map_of_the_pixels_at_or_above(ci, threshold):
+    def above(p):
+        return center_of_mass(np.where(p >= threshold, p, 0))
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        theirs = ci.map(above, inplace=False, output_signal_size=(2,), output_dtype=np.float64)
+        theirs.compute(show_progressbar=False)
+    mine = blocks.centre_of_mass(ci, threshold=threshold).data.compute()
+    np.testing.assert_allclose(mine, theirs.data, rtol=1e-12, atol=1e-9, equal_nan=True)
+    assert not np.array_equal(mine, blocks.centre_of_mass(ci).data.compute(), equal_nan=True)
+
+
+def test_centre_of_mass_of_float_data_and_of_a_dark_pattern():
+    import hyperspy.api as hs
+
+    data = np.zeros((2, 3, 8, 6), dtype=np.float32)
+    data[0, 0, 2, 5] = 1.5  # one bright pixel: its own position
+    data[1, 2, 3:5, 1:3] = 0.25  # a square: its middle
+    s = hs.signals.Signal2D(data).as_lazy()
+    s.data = s.data.rechunk((1, 2, 4, 3))
+    com = blocks.centre_of_mass(s).data.compute()
+    np.testing.assert_allclose(com[0, 0], [2, 5])
+    np.testing.assert_allclose(com[1, 2], [3.5, 1.5])
+    assert np.isnan(com[0, 1]).all()  # no counts at all: NaN, as scipy gives
+    with pytest.raises(TypeError, match="one number"):
+        blocks.centre_of_mass(s, threshold=[1, 2])
