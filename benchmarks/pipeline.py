@@ -35,6 +35,11 @@ Choices, each taken from the lessons:
 * thresholded centre of mass: ``blocks.centre_of_mass(s, threshold=...)``,
   the pixels at or above the threshold weighted by their counts (lesson 06's
   ``com_above(..., weighted=True)``, which ``map`` computes per pattern).
+* one pass (``one_pass``, lesson 09): the ADF image, the rebinned data
+  (written to a zarr array on disk), both centre-of-mass maps and the fit as
+  lazy results of the same chunks, computed by one ``dask.compute`` that
+  reads every chunk once; its results are compared, digest by digest, with
+  those of the steps one by one.
 * line profiles: for every probe position, the 8 detector rows just above
   the centre (one chunk row: 25 % of the data is read) summed into one
   profile across the bright-field disk; one Gaussian fitted to each with
