@@ -489,7 +489,7 @@ def render_block(maps: dict, D: int, seed: int, block_id, block_slices) -> np.nd
     return out
 
 
-def make_lazy_signal(preset: Preset, seed: int | None = None):
+def make_lazy_signal(preset: Preset, seed: int | None = None, chunks=None):
     """The synthetic dataset as a lazy HyperSpy signal, nothing computed yet.
 
     Parameters
@@ -498,13 +498,20 @@ def make_lazy_signal(preset: Preset, seed: int | None = None):
         Geometry, calibration and default seed (see ``data_manifest.yml``).
     seed : int, optional
         Another seed gives another specimen (domains, grains, noise).
+    chunks : tuple, optional
+        Chunks in numpy order ``(y, x, ky, kx)`` to render the patterns in
+        (default: the preset's). Saving with other chunks than those rendered
+        makes dask regroup rendered chunks, holding many at a time; rendering
+        in the chunks to be saved holds a few. The counting noise depends on
+        the chunks (each chunk has its own random stream); the specimen does
+        not.
 
     Returns
     -------
     hyperspy.signals.LazySignal2D
         Navigation axes ``x``, ``y`` (nm) and signal axes ``kx``, ``ky``
         (mrad, zero at the detector centre), data in numpy order
-        ``(y, x, ky, kx)``, chunks as in the preset, ground truth in
+        ``(y, x, ky, kx)``, chunks as in the preset (or ``chunks``), ground truth in
         ``metadata.Sample.ground_truth``.
     """
     import dask.array as da
@@ -519,9 +526,9 @@ def make_lazy_signal(preset: Preset, seed: int | None = None):
         return render_block(maps, D, seed, block_id, tuple(slice(a, b) for a, b in locs))
 
     data = da.map_blocks(
-        block, dtype=np.uint16, chunks=da.core.normalize_chunks(preset.chunks, preset.data_shape),
+        block, dtype=np.uint16, chunks=da.core.normalize_chunks(chunks or preset.chunks, preset.data_shape),
         meta=np.empty((0, 0, 0, 0), dtype=np.uint16),
-        name=f"synthetic-{preset.name}-{tokenize(preset, seed, MODEL_VERSION)}",
+        name=f"synthetic-{preset.name}-{tokenize(preset, seed, MODEL_VERSION, chunks)}",
     )
     return _wrap(data, preset, seed, maps)
 
