@@ -733,3 +733,87 @@ def test_each_crop_slip_gets_its_whole_message():
                               "isig[...].")
     checks.check_crop_reads(s.isig[4:12, 4:12], s, 3.5)  # exactly the chunks around the pixels within 3.5
     checks.check_crop_reads(s.isig[0:16, 0:16], s, 8.0)  # every pixel needed: every chunk may be read
+
+
+# Word for word and at the edges: what a learner reads for each slip, and where each rule starts to apply.
+
+def test_direction_names_the_side_and_the_usual_slips():
+    one = "; it is off by one: check where a range starts and whether its end is included"
+    factor = "; it is off by a whole factor: check the bytes per value (the dtype) and each axis length"
+    cases = {
+        (4, 5): " (too large)" + one, (4, 3): " (too small)" + one, (0, 1): " (too large)" + one,
+        (4, 6): " (too large)", (4, 7): " (too large)", (2.5, 3.5): " (too large)",  # 2 apart; not whole
+        (4, 8): " (too large)" + factor, (16, 4): " (too small)" + factor, (4, 32): " (too large)" + factor,
+        (0.5, 1.0): " (too large)" + factor,  # a whole factor between small numbers too
+        (4, 12): " (too large)", (4, 20): " (too large)", (4, 36): " (too large)",  # 3, 5, 9 times
+        (-4, -8): " (too small)", (-2, 4): " (too large)", (0, 8): " (too large)",
+        (3, 3): "", ("a", 3): "", (None, 3): "", (3, "many"): "",
+    }
+    for (expected, got), words in cases.items():
+        assert checks._direction(expected, got) == words, (expected, got)
+
+
+def test_a_blank_exercise_function_is_named_as_not_answered_before_anything_missing():
+    def blank(signal):
+        raise NotImplementedError()
+
+    def started(signal):
+        signal.sum()  # the learner has begun: not the template any more
+        raise NotImplementedError()
+
+    assert checks._blank(blank) and not checks._blank(started)
+    assert not checks._blank(lambda s: s.sum()) and not checks._blank(3) and not checks._blank(None)
+    checks.check_defined({"f": lambda s: s, "n": 3}, "f", "n")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_defined({"f": blank, "g": blank, "h": None}, "f", "g", "h")
+    assert str(e.value) == f"f, g: {checks.BLANK}"
+    with pytest.raises(CheckFailed) as e:
+        checks.check_defined({"f": lambda s: s}, "f", "h")
+    assert str(e.value) == (f"h is not defined yet (or is None): {checks.BLANK} Remember that HyperSpy's compute() "
+                            "returns None: keep the signal, not what compute() returns.")
+
+
+def test_check_sum_nbytes_gives_a_hint_for_exactly_the_named_slips_and_only_the_direction_otherwise():
+    s = lazy_signal()  # navigation (6, 4), signal (8, 8), uint16: its sum is uint64, 8 bytes a value
+    positions, pixels = 6 * 4, 8 * 8
+    hints = {  # what each slip gives, worked out from the shapes, with the hint the learner reads
+        "uint16": {pixels * 2: "the sum of integers is not stored in the data's dtype: numpy adds integers in 64 bits.",
+                   positions * pixels * 2: "that counts every probe position: the sum keeps only the signal axes.",
+                   positions * pixels * 8: "that counts every probe position: the sum keeps only the signal axes.",
+                   positions * 8: "that is one value per probe position: signal.sum() adds over the navigation axes."},
+        "float32": {positions * pixels * 4: "that counts every probe position: the sum keeps only the signal axes.",
+                    positions * 4: "that is one value per probe position: signal.sum() adds over the navigation axes."},
+    }
+    right = {"uint16": pixels * 8, "float32": pixels * 4}
+    # every small number (a quotient where a product belongs lands there), and each side of the right one
+    for dtype, tried in (("uint16", [*range(1, 130), 511, 513]), ("float32", [*range(1, 100), 255, 257])):
+        what = f"sum_nbytes((6, 4), (8, 8), {dtype!r})"
+        for got in sorted(set(tried) | set(hints[dtype])):
+            def answer(nav, sig, dt, got=got, dtype=dtype):
+                return got if np.dtype(dt).name == dtype else right[np.dtype(dt).name]
+            with pytest.raises(CheckFailed) as e:
+                checks.check_sum_nbytes(answer, s)
+            msg = str(e.value)
+            side = "(too small)" if got < right[dtype] else "(too large)"
+            assert msg.startswith(f"{what}: {got} is not right yet {side}"), msg
+            if got in hints[dtype]:
+                assert msg.endswith(f". Hint: {hints[dtype][got]}"), msg
+            else:
+                assert "Hint" not in msg, msg
+
+
+def test_check_sum_nbytes_accepts_any_kind_of_number_and_says_what_else_came_back():
+    s = lazy_signal()
+    checks.check_sum_nbytes(lambda nav, sig, dt: float(_sum_nbytes(nav, sig, dt)), s)
+    checks.check_sum_nbytes(lambda nav, sig, dt: np.int64(_sum_nbytes(nav, sig, dt)), s)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_sum_nbytes(lambda nav, sig, dt: True, s)
+    assert str(e.value) == ("sum_nbytes((6, 4), (8, 8), 'uint16') returned True: return the number of bytes as "
+                            "an integer.")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_sum_nbytes(lambda nav, sig, dt: nav[2], s)
+    assert str(e.value) == ("sum_nbytes((6, 4), (8, 8), 'uint16') failed with IndexError: tuple index out of "
+                            "range.")
+    with pytest.raises(CheckFailed) as e:  # counts the data's bytes per value: right for uint16's sum only by luck
+        checks.check_sum_nbytes(lambda nav, sig, dt: int(np.prod(sig)) * 8, s)
+    assert str(e.value).startswith("sum_nbytes((6, 4), (8, 8), 'float32'): 512 is not right yet (too large)")
