@@ -817,3 +817,67 @@ def test_check_sum_nbytes_accepts_any_kind_of_number_and_says_what_else_came_bac
     with pytest.raises(CheckFailed) as e:  # counts the data's bytes per value: right for uint16's sum only by luck
         checks.check_sum_nbytes(lambda nav, sig, dt: int(np.prod(sig)) * 8, s)
     assert str(e.value).startswith("sum_nbytes((6, 4), (8, 8), 'float32'): 512 is not right yet (too large)")
+
+
+def test_check_shape_shows_its_whole_hint_for_lengths_in_another_order():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_shape(lazy_signal((4, 6, 8, 10)), (4, 6, 10, 8), "the stack")
+    assert str(e.value) == ("the stack: expected (4, 6, 10, 8), got (4, 6, 8, 10). Hint: the lengths are right but "
+                            "in another order: check the axis order (try .T).")
+
+
+def test_check_block_budget_says_how_large_a_step_is_against_a_chunk_word_for_word():
+    s = lazy_signal()  # chunks of 4 x 4 x 4 x 4 uint16: 512 bytes
+    ring = np.ones((8, 8), dtype=bool)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_block_budget(s, (s.data * ring.astype(float)).sum(axis=(2, 3)))
+    assert str(e.value) == (f"your recipe: a step makes blocks of {4 ** 4 * 8} bytes, 4.0 times a chunk of the data "
+                            f"({4 ** 4 * 2} bytes): over the memory budget. Hint: keep the counts in their integer "
+                            "type (multiply by a boolean mask, not a float one) and sum over a detector axis before "
+                            "anything becomes float.")
+    with pytest.raises(CheckFailed, match=r"^adf is already in memory \(ndarray\) - keep it lazy"):
+        checks.check_block_budget(s, (s * ring).sum(axis="sig").data, np.zeros(3), what="adf")
+    with pytest.raises(CheckFailed, match=r"^your recipe is already in memory \(ndarray\)"):
+        checks.check_block_budget(s, np.zeros(3))
+
+
+def test_check_block_budget_does_not_count_the_steps_that_make_the_data_itself():
+    # read in one piece and cut into chunks afterwards: the piece is the data's business, not the recipe's
+    data = da.from_array(np.ones((4, 6, 8, 8), dtype="uint16"), chunks=-1).rechunk((2, 3, 4, 4))
+    s = hs.signals.Signal2D(data).as_lazy()
+    checks.check_block_budget(s, (s * np.ones((8, 8), dtype=bool)).sum(axis="sig").data)
+
+
+def calibrated_detector(shape, chunks):
+    """A lazy signal whose 15 x 15 detector pixels are 0.5 mrad, centred on pixel 7 (0 mrad)."""
+    s = hs.signals.Signal2D(da.zeros(shape, dtype="uint16", chunks=chunks)).as_lazy()
+    for axis, name in zip(s.axes_manager.signal_axes, ("kx", "ky")):
+        axis.name, axis.units, axis.scale, axis.offset = name, "mrad", 0.5, -3.5
+    return s
+
+
+@pytest.mark.parametrize("shape, chunks, nav_chunks", [
+    ((2, 4, 15, 15), (2, 2, 4, 4), 2),  # a scan in two navigation chunks; detector chunks of 4, 4, 4, 3 pixels
+    ((6, 15, 15), (3, 4, 4), 2),  # a line scan
+])
+def test_check_crop_reads_counts_the_chunks_the_disk_needs_at_the_chunk_edges(shape, chunks, nav_chunks):
+    s = calibrated_detector(shape, chunks)
+    total = nav_chunks * 4 * 4
+    # 1.5 mrad = 3 pixels: pixels 4..10, the first of chunk 1 to inside chunk 2: chunks 1..2 on each axis
+    checks.check_crop_reads(s.isig[4:11, 4:11], s, 1.5)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_crop_reads(s.isig[0:11, 4:11], s, 1.5, what="crop_disk(s)")
+    assert str(e.value).startswith(f"crop_disk(s) reads {nav_chunks * 3 * 2} of {total} chunks; the pixels within "
+                                   f"the radius need only {nav_chunks * 2 * 2}. Hint:")
+    # 2 mrad = 4 pixels: pixels 3..11, the last of chunk 0 to the last of chunk 2 (a pixel at the radius counts)
+    checks.check_crop_reads(s.isig[0:12, 0:12], s, 2.0)
+    with pytest.raises(CheckFailed, match=f"need only {nav_chunks * 3 * 3}[.]"):
+        checks.check_crop_reads(s.isig[0:13, 0:12], s, 2.0)
+    # 2.5 mrad = 5 pixels: pixels 2..12, into the last chunk: every chunk is needed
+    checks.check_crop_reads(s.isig[:, :], s, 2.5)
+    with pytest.raises(CheckFailed) as e:  # stops one pixel short on the far side
+        checks.check_crop_reads(s.isig[4:11, 4:10], s, 1.5, what="crop_disk(s)")
+    assert str(e.value) == ("crop_disk(s) keeps ky pixels 4 to 9: it leaves out pixels within 1.5 mrad of the "
+                            "centre pixel (index 7).")
+    with pytest.raises(CheckFailed, match=r"^crop_disk\(s\) is already in memory \(ndarray\) - keep it lazy"):
+        checks.check_crop_reads(np.zeros(3), s, 1.5, what="crop_disk(s)")
