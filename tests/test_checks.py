@@ -15,7 +15,7 @@ import hyperspy.api as hs
 import numpy as np
 import pytest
 
-from lazysignals import checks
+from lazysignals import checks, measure
 from lazysignals.checks import CheckFailed
 
 
@@ -843,9 +843,11 @@ def test_check_block_budget_says_how_large_a_step_is_against_a_chunk_word_for_wo
 
 def test_check_block_budget_does_not_count_the_steps_that_make_the_data_itself():
     # read in one piece and cut into chunks afterwards: the piece is the data's business, not the recipe's
-    data = da.from_array(np.ones((4, 6, 8, 8), dtype="uint16"), chunks=-1).rechunk((2, 3, 4, 4))
+    data = da.ones((4, 6, 8, 8), dtype="uint16", chunks=-1).rechunk((2, 3, 4, 4))
     s = hs.signals.Signal2D(data).as_lazy()
-    checks.check_block_budget(s, (s * np.ones((8, 8), dtype=bool)).sum(axis="sig").data)
+    adf = (s * np.ones((8, 8), dtype=bool)).sum(axis="sig").data
+    assert measure.largest_block(adf)[1] == 16 * measure.max_chunk_bytes(s)  # the one piece, counted
+    checks.check_block_budget(s, adf)
 
 
 def calibrated_detector(shape, chunks):
