@@ -883,3 +883,69 @@ def test_check_crop_reads_counts_the_chunks_the_disk_needs_at_the_chunk_edges(sh
                             "centre pixel (index 7).")
     with pytest.raises(CheckFailed, match=r"^crop_disk\(s\) is already in memory \(ndarray\) - keep it lazy"):
         checks.check_crop_reads(np.zeros(3), s, 1.5, what="crop_disk(s)")
+
+
+def test_a_worker_memory_limit_worked_out_from_the_signal_passes_and_errors_name_the_call():
+    import dask
+    import distributed  # noqa: F401 (its memory settings join dask's configuration)
+
+    key = "distributed.worker.memory.target"
+    s = lazy_signal((6, 10, 16, 12), chunks=(3, 5, 4, 4))
+
+    def from_the_signal(signal, n):  # what the lesson asks: a navigation chunk of whole patterns, n of them
+        nav = signal.axes_manager.navigation_dimension
+        data = signal.data
+        block = int(np.prod(data.chunksize[:nav])) * int(np.prod(data.shape[nav:])) * data.dtype.itemsize
+        return int(np.ceil(n * block / dask.config.get(key)))
+
+    checks.check_memory_limit(from_the_signal, s, 2)
+    checks.check_memory_limit(from_the_signal, lazy_signal((4, 6, 8, 8), chunks=(2, 3, 8, 8)), 3)
+    with pytest.raises(CheckFailed) as err:
+        checks.check_memory_limit(lambda signal, n: signal.data.chunks[5], s, 2)
+    assert str(err.value) == "memory_limit_for(s, 2) failed with IndexError: tuple index out of range."
+
+    def typed_in(signal, n):
+        if dask.config.get(key) != 0.6:
+            raise ValueError(f"the target is {dask.config.get(key)}, not 0.6")
+        return from_the_signal(signal, n)
+
+    with dask.config.set({key: 0.6}):
+        with pytest.raises(CheckFailed) as err:
+            checks.check_memory_limit(typed_in, s, 2)
+    assert str(err.value) == "memory_limit_for(s, 2) failed with ValueError: the target is 0.5, not 0.6."
+
+
+def test_a_slip_is_recognised_within_a_byte_of_rounding_and_no_further():
+    import dask
+    import distributed  # noqa: F401 (its memory settings join dask's configuration)
+
+    s = lazy_signal((6, 10, 16, 12), chunks=(3, 5, 4, 4))
+    block = 3 * 5 * 16 * 12 * 2
+    generic = ("Hint: a block of map is the largest navigation chunk times the whole signal; the worker spills when "
+               "what it holds passes the target fraction of its limit.")
+    with dask.config.set({"distributed.worker.memory.target": 0.6}):
+        for slip in (2 * block, int(2 * block * 0.6), _limit(1, block, 0.6)):
+            with pytest.raises(CheckFailed, match="bytes is not right yet. Hint:"):
+                checks.check_memory_limit(lambda signal, n, g=slip - 1: g, s, 2)
+            for off in (slip - 2, slip + 2):
+                with pytest.raises(CheckFailed) as err:
+                    checks.check_memory_limit(lambda signal, n, g=off: g, s, 2)
+                assert str(err.value).endswith(generic)
+        with pytest.raises(CheckFailed) as err:
+            checks.check_memory_limit(lambda signal, n: 12, s, 2)
+        assert str(err.value) == f"memory_limit_for(s, 2): 12 is not right yet (too small). {generic}"
+
+
+def test_check_annulus_messages_word_for_word():
+    s = detector()  # 0.5 mrad pixels, centre at 0 mrad, nearest edge 7.5 mrad away, disk radius 2 mrad
+    with pytest.raises(CheckFailed) as e:
+        checks.check_annulus(s, 2.2, 7.5)
+    assert str(e.value) == ("inner radius 2.200 mrad: the bright-field disk (radius 2.000) wanders by up to 0.000 "
+                            "mrad, so it reaches 2.250 mrad at some probe positions. Move the inner radius out.")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_annulus(s, 4.0, 7.6)
+    assert str(e.value) == ("outer radius 7.600 mrad goes past the detector edge, 7.500 mrad from the centre: take "
+                            "it from the signal axes.")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_annulus(s, 7.0, 7.5)
+    assert str(e.value) == "the ring is 1.0 pixels wide; make it at least 2 pixels (1.000 mrad)."
