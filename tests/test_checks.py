@@ -8,6 +8,7 @@ Assertions look for the numbers and names a learner needs in the message,
 not for its exact wording.
 """
 
+import re
 import warnings
 
 import dask.array as da
@@ -949,3 +950,76 @@ def test_check_annulus_messages_word_for_word():
     with pytest.raises(CheckFailed) as e:
         checks.check_annulus(s, 7.0, 7.5)
     assert str(e.value) == "the ring is 1.0 pixels wide; make it at least 2 pixels (1.000 mrad)."
+
+
+def _scan(chunks):
+    return hs.signals.Signal2D(da.from_array(np.random.default_rng(0).random((6, 9, 5, 5)), chunks=chunks)).as_lazy()
+
+
+MEAN_PATTERN = "mean_pattern(s, (1, 4), (0, 2))"  # navigation chunks of 3 x 2: one chunk wide and a column more
+
+
+@pytest.mark.parametrize("func, message", [
+    (lambda s, x, y: _mean_pattern(s, x, y).compute(),
+     f"{MEAN_PATTERN} is None. HyperSpy's compute() works in place and returns None; keep a reference to the signal "
+     "instead of the value compute() returns."),
+    (lambda s, x, y: s.inav[x[0]:x[1], y[0]:y[1]].mean(axis=(2, 3)),
+     f"the shape of {MEAN_PATTERN}: expected (5, 5), got (2, 3). Hint: it has the scan's shape: average over the "
+     "probe positions (the navigation axes), not over the detector."),
+    (lambda s, x, y: s.inav[x[0]:x[1], y[0]:y[1]],
+     f"the shape of {MEAN_PATTERN}: expected (5, 5), got (2, 3, 5, 5). Hint: average over the probe positions of "
+     "the region, keeping the detector axes."),
+    (lambda s, x, y: hs.signals.Signal2D(np.asarray(_mean_pattern(s, x, y).data)).as_lazy(),
+     f"{MEAN_PATTERN} computed something while it ran: build the result lazily and leave compute() to the caller."),
+    (lambda s, x, y: hs.signals.Signal2D(da.zeros(s.data.shape[2:])).as_lazy(),
+     f"{MEAN_PATTERN} reads none of the dataset's chunks: build it from the signal itself (s.inav[...]), not from a "
+     "computed copy of its data."),
+    (lambda s, x, y: s.inav[:, :].mean() * 0 + _mean_pattern(s, x, y),
+     f"computing {MEAN_PATTERN} would read 9 of the 9 chunks, more than the region needs: select the probe "
+     "positions first, then average."),
+    (lambda s, x, y: s.inav[x[0]:x[2], y[0]:y[1]].mean(),
+     f"{MEAN_PATTERN} failed with IndexError: tuple index out of range."),
+], ids=["kept the None", "averaged the detector", "averaged nothing", "a computed copy", "not from the data",
+        "read the whole scan", "an error"])
+def test_check_mean_pattern_messages_word_for_word(func, message):
+    with pytest.raises(CheckFailed) as e:
+        checks.check_mean_pattern(func, _scan((2, 3, 5, 5)))
+    assert str(e.value) == message
+
+
+def test_check_mean_pattern_swapped_axes_get_the_values_message_and_its_hint():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_mean_pattern(lambda s, x, y: s.inav[y[0]:y[1], x[0]:x[1]].mean(), _scan((2, 3, 5, 5)))
+    assert str(e.value).startswith(f"the values of {MEAN_PATTERN}: ")
+    assert str(e.value).endswith(" Hint: s.inav takes x first, then y (HyperSpy order); the ranges stop before their end.")
+
+
+@pytest.mark.parametrize("chunks, ranges", [
+    ((2, 3, 5, 5), "(1, 4), (0, 2)"),
+    ((3, 9, 5, 5), "(1, 9), (0, 2)"),  # one chunk across the scan: x stops at its end; two rows of three
+    ((1, 3, 5, 5), "(1, 4), (0, 1)"),  # chunks one row tall: one row
+])
+def test_check_mean_pattern_asks_for_a_region_across_one_chunk_edge_in_the_first_chunk_row(chunks, ranges):
+    with pytest.raises(CheckFailed, match=rf"^mean_pattern\(s, {re.escape(ranges)}\) is None"):
+        checks.check_mean_pattern(lambda s, x, y: None, _scan(chunks))
+
+
+@pytest.mark.parametrize("func, message", [
+    (lambda p: hs.load(p),
+     "open_lazily(path) read the whole file into memory (Signal2D): hs.load reads everything unless you pass "
+     "lazy=True."),
+    (_computed_after_a_lazy_open,
+     "open_lazily(path) returned the data in memory because it was computed: remove the .compute(), the caller "
+     "decides when to read."),
+    (lambda p: hs.load(p, lazy=True).compute(),
+     "open_lazily(path) returned None: return the signal that hs.load gives you. (If you called .compute() on it: "
+     "HyperSpy's compute() returns None, and it reads everything.)"),
+    (lambda p: hs.load(p).as_lazy(),  # the file has 2 x 2 x 2 x 2 chunks, and a full load reads each once
+     "open_lazily(path) is lazy, but 16 chunks of the file were read while opening it (a full load made lazy "
+     "afterwards?): open it with hs.load(path, lazy=True) directly."),
+    (lambda p: hs.load(p.name[99], lazy=True), "open_lazily(path) failed with IndexError: string index out of range."),
+], ids=["forgot lazy=True", "computed", "kept the None", "made lazy after a full load", "an error"])
+def test_check_open_lazily_messages_word_for_word(zspy_file, func, message):
+    with pytest.raises(CheckFailed) as e:
+        checks.check_open_lazily(func, zspy_file)
+    assert str(e.value) == message
