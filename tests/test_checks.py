@@ -1023,3 +1023,96 @@ def test_check_open_lazily_messages_word_for_word(zspy_file, func, message):
     with pytest.raises(CheckFailed) as e:
         checks.check_open_lazily(func, zspy_file)
     assert str(e.value) == message
+
+
+def test_any_other_error_is_shown_with_ipythons_own_traceback_of_it():
+    asked = []
+
+    class Shell:
+        class InteractiveTB:
+            @staticmethod
+            def structured_traceback(etype, value, tb, tb_offset=None):
+                asked.append((etype, value, tb, tb_offset))
+                return ["full traceback"]
+
+        def _showtraceback(self, etype, value, stb):
+            pass
+
+    err = ValueError("bad shape")
+    checks._show_check_failed(Shell(), ValueError, err, "the traceback", tb_offset=2)
+    assert asked == [(ValueError, err, "the traceback", 2)]
+
+
+def test_a_cell_is_recognised_by_its_file_name_in_old_and_new_ipython():
+    assert checks._from_a_cell(_raised_in("<ipython-input-3-1f2e>", "raise NotImplementedError()").__traceback__)
+    assert checks._from_a_cell(_raised_in("/tmp/ipykernel_77/3.py", "raise NotImplementedError()").__traceback__)
+    assert not checks._from_a_cell(_raised_in("/srv/lib/ipython_input.py", "raise NotImplementedError()").__traceback__)
+    assert not checks._from_a_cell(None)  # no traceback at all
+
+
+def test_default_names_in_the_capstones_and_lesson_09s_messages():
+    with pytest.raises(CheckFailed, match=r"^choose_chunks: "):
+        checks.check_chunk_choice((11, 10, 8, 8), (40, 100, 32, 32), "uint16", 64 * 100 * 2)
+    s = lazy_signal((4, 6, 16, 16), chunks=(4, 6, 4, 4))
+    with pytest.raises(CheckFailed, match=r"^your crop reads 6 of 16 chunks"):
+        checks.check_crop_reads(s.isig[4:13, 4:12], s, 3.5)
+    with pytest.raises(CheckFailed, match=r"^memory_limit_for\(s, 2\): 12 is not right yet"):
+        checks.check_memory_limit(lambda signal, n: 12, s)
+
+
+def test_messages_of_the_smaller_checks_word_for_word():
+    s = lazy_signal(shape=(4, 6, 16, 32), chunks=(4, 6, 4, 8))  # detector chunks 4 tall, 8 wide
+    with pytest.raises(CheckFailed) as e:
+        checks.check_read_fraction(s.isig[3:29, 1:15], s, 0.25, "the crop")
+    assert str(e.value) == ("the crop reads 16 of 16 chunks (100%); the goal is 25%. Hint: align the crop to the chunk "
+                            "edges: start and stop at multiples of the chunk size (8 detector pixels here).")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_read_fraction(s.isig[8:16, 4:8], s, 0.25, "the crop")
+    assert str(e.value) == ("the crop reads 1 of 16 chunks (6%); the goal is 25%. Hint: the crop reads less than asked: "
+                            "check its bounds.")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_read_fraction(lazy_signal(shape=(4, 6, 16, 32)).isig[8:24, 4:12], s, 0.25, "the crop")
+    assert str(e.value) == ("the crop reads none of the dataset's chunks: make it from the dataset signal itself (for "
+                            "example s.isig[...]), not from a copy or new array.")
+    ref = np.arange(20.0)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_correlated(-ref, ref)
+    assert str(e.value) == ("your map does not follow the expected pattern: correlation -1.00, at least 0.90 needed. "
+                            "Check the axis order (x versus y) and what is subtracted.")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_equal((6, 4), (4, 6), "the navigation shape")
+    assert str(e.value) == ("the navigation shape: (6, 4) is not right yet. Hint: the items are right but in another "
+                            "order (numpy order is the reverse of HyperSpy's).")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_choice("E", ["A", "B"], "faster_format")
+    assert str(e.value) == "faster_format is 'E'; write one of 'A', 'B' as a string, for example answer = \"A\"."
+
+
+def test_a_quiz_answer_that_is_no_letter_is_named_by_its_variable_and_a_wrong_one_asks_for_another():
+    from lazysignals.quizzes import QUIZZES
+
+    (lesson, variable), q = next(iter(QUIZZES.items()))
+    with pytest.raises(CheckFailed, match=rf"^{variable} is 'Z'; write one of "):
+        checks.check_quiz(lesson, variable, "Z")
+    wrong = next(letter for letter in sorted(q["why"]) if letter != q["answer"])
+    with pytest.raises(CheckFailed) as e:
+        checks.check_quiz(lesson, variable, wrong)
+    assert str(e.value) == (f"{variable} = {wrong!r} is not the best answer: {q['why'][wrong]} Read the choices again "
+                            "and try another letter.")
+
+
+def test_fresh_data_is_the_graders_recipe_with_seed_0_every_time_and_an_error_is_named():
+    from lazysignals import judges
+
+    tried = []
+
+    def chunks_touched(start, stop, chunk, size):
+        tried.append((start, stop, chunk, size))
+        return ((stop - 1) // chunk - start // chunk + 1) / -(-size // chunk)
+
+    checks.check_on_fresh_data("07_cropping", "test_fraction_read", {"fraction_read": chunks_touched})
+    recipe = judges.JUDGES[("07_cropping", "test_fraction_read")].inputs(np.random.default_rng(0))
+    assert tried == [tuple(case) for case in recipe["cases"].tolist()]
+    with pytest.raises(CheckFailed) as e:
+        checks.check_on_fresh_data("07_cropping", "test_fraction_read", {"fraction_read": lambda *a: 1 / 0})
+    assert str(e.value).startswith("on a fresh dataset, fraction_read failed: ") and "ZeroDivisionError" in str(e.value)
