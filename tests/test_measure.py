@@ -367,6 +367,8 @@ def test_with_cgroup_v2_the_cap_runs_the_child_in_a_systemd_scope_with_no_swap(t
     assert limits == [] and cap.group is None
     assert cap.report() == {"method": cap.method, "limit_gb": 0.268}
     cap.close()
+    monkeypatch.setattr(measure.os, "geteuid", lambda: 1000)  # not root: the user's own systemd
+    assert measure.MemoryCap(256 * MiB, name="mine").wrap(["python"])[:3] == ["systemd-run", "--user", "--scope"]
 
 
 def test_a_refused_scope_is_noted_and_the_address_space_limit_applied(tmp_path, monkeypatch):
@@ -445,6 +447,12 @@ def test_a_cgroup_v1_group_that_cannot_be_made_is_noted_and_the_address_space_li
     cap = measure.MemoryCap(100 * MiB, name="lesson-cap")
     assert cap.method == "setrlimit(RLIMIT_AS)" and cap.group is None
     assert len(cap.notes) == 1 and cap.notes[0].startswith("cgroup v1 not usable (") and "lesson-cap" in cap.notes[0]
+    # with a systemd-run that refuses too, the report gives both reasons
+    (tmp_path / "cgroup.controllers").write_text("memory\n")
+    _fake_systemd_run(tmp_path / "bin", exit_code=1, stderr="no scope here")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    both = measure.MemoryCap(100 * MiB, name="lesson-cap")
+    assert both.report()["note"] == f"systemd-run refused a scope: no scope here; {cap.notes[0]}"
 
 
 def test_closing_a_group_still_in_use_gives_up_after_twenty_tries_in_two_seconds(tmp_path, monkeypatch):
