@@ -1116,3 +1116,24 @@ def test_fresh_data_is_the_graders_recipe_with_seed_0_every_time_and_an_error_is
     with pytest.raises(CheckFailed) as e:
         checks.check_on_fresh_data("07_cropping", "test_fraction_read", {"fraction_read": lambda *a: 1 / 0})
     assert str(e.value).startswith("on a fresh dataset, fraction_read failed: ") and "ZeroDivisionError" in str(e.value)
+
+
+def test_check_lazy_and_check_runs_messages_word_for_word():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_lazy(np.zeros(3), "the crop")
+    assert str(e.value) == ("the crop is already in memory (ndarray) - keep it lazy. Open the file with lazy=True, and "
+                            "leave out .compute(), np.asarray() or anything else that makes numbers before the last "
+                            "step, so that only the last step reads the data.")
+
+    def blank(signal):
+        raise NotImplementedError()
+
+    with pytest.raises(CheckFailed) as e:
+        checks.check_runs(blank, 1)
+    assert str(e.value) == f"your function: {checks.BLANK}"
+    with pytest.raises(NotImplementedError, match="^5D data$"):  # the learner's own error, with its reason
+        checks.check_runs(lambda s: (_ for _ in ()).throw(NotImplementedError("5D data")), 1)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_runs(lambda s: s[3], (1, 2), what="third(s)", hint="it has two items.")
+    assert str(e.value) == "third(s) failed with IndexError: tuple index out of range. Hint: it has two items."
+    assert checks.check_runs(lambda a, b: a + b, 2, 3) == 5
