@@ -204,8 +204,7 @@ def check_mean_pattern(func, signal):
                           "(s.inav[...]), not from a computed copy of its data.")
     region = signal.data[y_range[0]:y_range[1], x_range[0]:x_range[1]]
     ref = np.asarray(region.mean(axis=(0, 1)).compute(), dtype=float)
-    value = _data(got)
-    check_close(value.compute() if hasattr(value, "compute") else value, ref, f"the values of {what}",
+    check_close(_data(got), ref, f"the values of {what}",  # computed here, after the checks above
                 rtol=1e-5, hint="s.inav takes x first, then y (HyperSpy order); the ranges stop before their end.")
     wanted = source_chunks_read(region, signal)[0]
     if read > wanted:
@@ -239,7 +238,7 @@ def check_sum_nbytes(func, signal):
 
 def check_shape(obj, expected, what: str = "the shape"):
     """Compare shapes (numpy order for arrays, or a signal's data shape)."""
-    got = tuple(np.shape(_data(obj))) if not hasattr(_data(obj), "shape") else tuple(_data(obj).shape)
+    got = tuple(np.shape(_data(obj)))  # an array's own .shape, or a nested list's
     expected = tuple(expected)
     if got != expected:
         hint = ""
@@ -253,7 +252,7 @@ def check_dtype(obj, allowed, what: str = "the dtype", hint: str = ""):
     allowed = [np.dtype(a) for a in np.atleast_1d(allowed)]
     got = np.dtype(_data(obj).dtype)
     if got not in allowed:
-        _fail(what, " or ".join(str(a) for a in allowed), got, hint)
+        _fail(what, allowed, got, hint)  # the allowed types are the answer: not shown
 
 
 def check_close(got, expected, what: str = "the values", rtol: float = 1e-6, atol: float = 0.0,
@@ -498,8 +497,8 @@ def check_crop_reads(crop, signal, radius: float, what: str = "your crop"):
                 f"{what} keeps {full.name} pixels {start} to {start + kept.size - 1}: it leaves out pixels within "
                 f"{radius:.3g} {full.units} of the centre pixel (index {full.size // 2}).")
         edges = np.cumsum((0,) + tuple(chunks))
-        first, last = (int(np.searchsorted(edges, i, side="right")) - 1 for i in (within[0], within[-1]))
-        need *= last - first + 1
+        first, last = np.searchsorted(edges, (within[0], within[-1]), side="right")  # chunk index + 1 of each
+        need *= int(last - first) + 1
     if read > need:
         raise CheckFailed(
             f"{what} reads {read} of {total} chunks; the pixels within the radius need only {need}. Hint: a crop "

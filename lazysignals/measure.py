@@ -36,7 +36,7 @@ def _counted(original, reads, lock):
     """``original`` (a store's ``__getitem__``) that also counts the data chunks it hands out."""
     def getitem(self, key):
         value = original(self, key)
-        name = key.rsplit("/", 1)[-1]
+        name = key.rpartition("/")[2]  # the chunk's own name, after any folders
         if not name.startswith("."):  # .zarray, .zattrs: metadata, not data
             with lock:
                 reads.chunks += 1
@@ -132,11 +132,9 @@ def _rss(process, of: str) -> int:
 def _sample(process, of, mem, stop, interval):
     """Keep the largest resident memory of ``process`` (or its children) in ``mem.peak`` until ``stop`` is set."""
     while True:
-        rss = _rss(process, of)
-        if rss > mem.peak:
-            mem.peak = rss
+        mem.peak = max(mem.peak, _rss(process, of))
         if stop.wait(interval):
-            break
+            return
 
 
 @contextmanager

@@ -8,6 +8,7 @@ Assertions look for the numbers and names a learner needs in the message,
 not for its exact wording.
 """
 
+import re
 import warnings
 
 import dask.array as da
@@ -15,7 +16,7 @@ import hyperspy.api as hs
 import numpy as np
 import pytest
 
-from lazysignals import checks
+from lazysignals import checks, measure
 from lazysignals.checks import CheckFailed
 
 
@@ -733,3 +734,406 @@ def test_each_crop_slip_gets_its_whole_message():
                               "isig[...].")
     checks.check_crop_reads(s.isig[4:12, 4:12], s, 3.5)  # exactly the chunks around the pixels within 3.5
     checks.check_crop_reads(s.isig[0:16, 0:16], s, 8.0)  # every pixel needed: every chunk may be read
+
+
+# Word for word and at the edges: what a learner reads for each slip, and where each rule starts to apply.
+
+def test_direction_names_the_side_and_the_usual_slips():
+    one = "; it is off by one: check where a range starts and whether its end is included"
+    factor = "; it is off by a whole factor: check the bytes per value (the dtype) and each axis length"
+    cases = {
+        (4, 5): " (too large)" + one, (4, 3): " (too small)" + one, (0, 1): " (too large)" + one,
+        (4, 6): " (too large)", (4, 7): " (too large)", (2.5, 3.5): " (too large)",  # 2 apart; not whole
+        (4, 8): " (too large)" + factor, (16, 4): " (too small)" + factor, (4, 32): " (too large)" + factor,
+        (0.5, 1.0): " (too large)" + factor,  # a whole factor between small numbers too
+        (4, 12): " (too large)", (4, 20): " (too large)", (4, 36): " (too large)",  # 3, 5, 9 times
+        (-4, -8): " (too small)", (-2, 4): " (too large)", (0, 8): " (too large)",
+        (3, 3): "", ("a", 3): "", (None, 3): "", (3, "many"): "",
+    }
+    for (expected, got), words in cases.items():
+        assert checks._direction(expected, got) == words, (expected, got)
+
+
+def test_a_blank_exercise_function_is_named_as_not_answered_before_anything_missing():
+    def blank(signal):
+        raise NotImplementedError()
+
+    def started(signal):
+        signal.sum()  # the learner has begun: not the template any more
+        raise NotImplementedError()
+
+    assert checks._blank(blank) and not checks._blank(started)
+    assert not checks._blank(lambda s: s.sum()) and not checks._blank(3) and not checks._blank(None)
+    checks.check_defined({"f": lambda s: s, "n": 3}, "f", "n")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_defined({"f": blank, "g": blank, "h": None}, "f", "g", "h")
+    assert str(e.value) == f"f, g: {checks.BLANK}"
+    with pytest.raises(CheckFailed) as e:
+        checks.check_defined({"f": lambda s: s}, "f", "h")
+    assert str(e.value) == (f"h is not defined yet (or is None): {checks.BLANK} Remember that HyperSpy's compute() "
+                            "returns None: keep the signal, not what compute() returns.")
+
+
+def test_check_sum_nbytes_gives_a_hint_for_exactly_the_named_slips_and_only_the_direction_otherwise():
+    s = lazy_signal()  # navigation (6, 4), signal (8, 8), uint16: its sum is uint64, 8 bytes a value
+    positions, pixels = 6 * 4, 8 * 8
+    hints = {  # what each slip gives, worked out from the shapes, with the hint the learner reads
+        "uint16": {pixels * 2: "the sum of integers is not stored in the data's dtype: numpy adds integers in 64 bits.",
+                   positions * pixels * 2: "that counts every probe position: the sum keeps only the signal axes.",
+                   positions * pixels * 8: "that counts every probe position: the sum keeps only the signal axes.",
+                   positions * 8: "that is one value per probe position: signal.sum() adds over the navigation axes."},
+        "float32": {positions * pixels * 4: "that counts every probe position: the sum keeps only the signal axes.",
+                    positions * 4: "that is one value per probe position: signal.sum() adds over the navigation axes."},
+    }
+    right = {"uint16": pixels * 8, "float32": pixels * 4}
+    # every small number (a quotient where a product belongs lands there), and each side of the right one
+    for dtype, tried in (("uint16", [*range(1, 130), 511, 513]), ("float32", [*range(1, 100), 255, 257])):
+        what = f"sum_nbytes((6, 4), (8, 8), {dtype!r})"
+        for got in sorted(set(tried) | set(hints[dtype])):
+            def answer(nav, sig, dt, got=got, dtype=dtype):
+                return got if np.dtype(dt).name == dtype else right[np.dtype(dt).name]
+            with pytest.raises(CheckFailed) as e:
+                checks.check_sum_nbytes(answer, s)
+            msg = str(e.value)
+            side = "(too small)" if got < right[dtype] else "(too large)"
+            assert msg.startswith(f"{what}: {got} is not right yet {side}"), msg
+            if got in hints[dtype]:
+                assert msg.endswith(f". Hint: {hints[dtype][got]}"), msg
+            else:
+                assert "Hint" not in msg, msg
+
+
+def test_check_sum_nbytes_accepts_any_kind_of_number_and_says_what_else_came_back():
+    s = lazy_signal()
+    checks.check_sum_nbytes(lambda nav, sig, dt: float(_sum_nbytes(nav, sig, dt)), s)
+    checks.check_sum_nbytes(lambda nav, sig, dt: np.int64(_sum_nbytes(nav, sig, dt)), s)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_sum_nbytes(lambda nav, sig, dt: True, s)
+    assert str(e.value) == ("sum_nbytes((6, 4), (8, 8), 'uint16') returned True: return the number of bytes as "
+                            "an integer.")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_sum_nbytes(lambda nav, sig, dt: nav[2], s)
+    assert str(e.value) == ("sum_nbytes((6, 4), (8, 8), 'uint16') failed with IndexError: tuple index out of "
+                            "range.")
+    with pytest.raises(CheckFailed) as e:  # counts the data's bytes per value: right for uint16's sum only by luck
+        checks.check_sum_nbytes(lambda nav, sig, dt: int(np.prod(sig)) * 8, s)
+    assert str(e.value).startswith("sum_nbytes((6, 4), (8, 8), 'float32'): 512 is not right yet (too large)")
+
+
+def test_check_shape_shows_its_whole_hint_for_lengths_in_another_order():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_shape(lazy_signal((4, 6, 8, 10)), (4, 6, 10, 8), "the stack")
+    assert str(e.value) == ("the stack: expected (4, 6, 10, 8), got (4, 6, 8, 10). Hint: the lengths are right but "
+                            "in another order: check the axis order (try .T).")
+
+
+def test_check_block_budget_says_how_large_a_step_is_against_a_chunk_word_for_word():
+    s = lazy_signal()  # chunks of 4 x 4 x 4 x 4 uint16: 512 bytes
+    ring = np.ones((8, 8), dtype=bool)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_block_budget(s, (s.data * ring.astype(float)).sum(axis=(2, 3)))
+    assert str(e.value) == (f"your recipe: a step makes blocks of {4 ** 4 * 8} bytes, 4.0 times a chunk of the data "
+                            f"({4 ** 4 * 2} bytes): over the memory budget. Hint: keep the counts in their integer "
+                            "type (multiply by a boolean mask, not a float one) and sum over a detector axis before "
+                            "anything becomes float.")
+    with pytest.raises(CheckFailed, match=r"^adf is already in memory \(ndarray\) - keep it lazy"):
+        checks.check_block_budget(s, (s * ring).sum(axis="sig").data, np.zeros(3), what="adf")
+    with pytest.raises(CheckFailed, match=r"^your recipe is already in memory \(ndarray\)"):
+        checks.check_block_budget(s, np.zeros(3))
+
+
+def test_check_block_budget_does_not_count_the_steps_that_make_the_data_itself():
+    # read in one piece and cut into chunks afterwards: the piece is the data's business, not the recipe's
+    data = da.ones((4, 6, 8, 8), dtype="uint16", chunks=-1).rechunk((2, 3, 4, 4))
+    s = hs.signals.Signal2D(data).as_lazy()
+    adf = (s * np.ones((8, 8), dtype=bool)).sum(axis="sig").data
+    assert measure.largest_block(adf)[1] == 16 * measure.max_chunk_bytes(s)  # the one piece, counted
+    checks.check_block_budget(s, adf)
+
+
+def calibrated_detector(shape, chunks):
+    """A lazy signal whose 15 x 15 detector pixels are 0.5 mrad, centred on pixel 7 (0 mrad)."""
+    s = hs.signals.Signal2D(da.zeros(shape, dtype="uint16", chunks=chunks)).as_lazy()
+    for axis, name in zip(s.axes_manager.signal_axes, ("kx", "ky")):
+        axis.name, axis.units, axis.scale, axis.offset = name, "mrad", 0.5, -3.5
+    return s
+
+
+@pytest.mark.parametrize("shape, chunks, nav_chunks", [
+    ((2, 4, 15, 15), (2, 2, 4, 4), 2),  # a scan in two navigation chunks; detector chunks of 4, 4, 4, 3 pixels
+    ((6, 15, 15), (3, 4, 4), 2),  # a line scan
+])
+def test_check_crop_reads_counts_the_chunks_the_disk_needs_at_the_chunk_edges(shape, chunks, nav_chunks):
+    s = calibrated_detector(shape, chunks)
+    total = nav_chunks * 4 * 4
+    # 1.5 mrad = 3 pixels: pixels 4..10, the first of chunk 1 to inside chunk 2: chunks 1..2 on each axis
+    checks.check_crop_reads(s.isig[4:11, 4:11], s, 1.5)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_crop_reads(s.isig[0:11, 4:11], s, 1.5, what="crop_disk(s)")
+    assert str(e.value).startswith(f"crop_disk(s) reads {nav_chunks * 3 * 2} of {total} chunks; the pixels within "
+                                   f"the radius need only {nav_chunks * 2 * 2}. Hint:")
+    # 2 mrad = 4 pixels: pixels 3..11, the last of chunk 0 to the last of chunk 2 (a pixel at the radius counts)
+    checks.check_crop_reads(s.isig[0:12, 0:12], s, 2.0)
+    with pytest.raises(CheckFailed, match=f"need only {nav_chunks * 3 * 3}[.]"):
+        checks.check_crop_reads(s.isig[0:13, 0:12], s, 2.0)
+    # 2.5 mrad = 5 pixels: pixels 2..12, into the last chunk: every chunk is needed
+    checks.check_crop_reads(s.isig[:, :], s, 2.5)
+    with pytest.raises(CheckFailed) as e:  # stops one pixel short on the far side
+        checks.check_crop_reads(s.isig[4:11, 4:10], s, 1.5, what="crop_disk(s)")
+    assert str(e.value) == ("crop_disk(s) keeps ky pixels 4 to 9: it leaves out pixels within 1.5 mrad of the "
+                            "centre pixel (index 7).")
+    with pytest.raises(CheckFailed, match=r"^crop_disk\(s\) is already in memory \(ndarray\) - keep it lazy"):
+        checks.check_crop_reads(np.zeros(3), s, 1.5, what="crop_disk(s)")
+
+
+def test_a_worker_memory_limit_worked_out_from_the_signal_passes_and_errors_name_the_call():
+    import dask
+    import distributed  # noqa: F401 (its memory settings join dask's configuration)
+
+    key = "distributed.worker.memory.target"
+    s = lazy_signal((6, 10, 16, 12), chunks=(3, 5, 4, 4))
+
+    def from_the_signal(signal, n):  # what the lesson asks: a navigation chunk of whole patterns, n of them
+        nav = signal.axes_manager.navigation_dimension
+        data = signal.data
+        block = int(np.prod(data.chunksize[:nav])) * int(np.prod(data.shape[nav:])) * data.dtype.itemsize
+        return int(np.ceil(n * block / dask.config.get(key)))
+
+    checks.check_memory_limit(from_the_signal, s, 2)
+    checks.check_memory_limit(from_the_signal, lazy_signal((4, 6, 8, 8), chunks=(2, 3, 8, 8)), 3)
+    with pytest.raises(CheckFailed) as err:
+        checks.check_memory_limit(lambda signal, n: signal.data.chunks[5], s, 2)
+    assert str(err.value) == "memory_limit_for(s, 2) failed with IndexError: tuple index out of range."
+
+    def typed_in(signal, n):
+        if dask.config.get(key) != 0.6:
+            raise ValueError(f"the target is {dask.config.get(key)}, not 0.6")
+        return from_the_signal(signal, n)
+
+    with dask.config.set({key: 0.6}):
+        with pytest.raises(CheckFailed) as err:
+            checks.check_memory_limit(typed_in, s, 2)
+    assert str(err.value) == "memory_limit_for(s, 2) failed with ValueError: the target is 0.5, not 0.6."
+
+
+def test_a_slip_is_recognised_within_a_byte_of_rounding_and_no_further():
+    import dask
+    import distributed  # noqa: F401 (its memory settings join dask's configuration)
+
+    s = lazy_signal((6, 10, 16, 12), chunks=(3, 5, 4, 4))
+    block = 3 * 5 * 16 * 12 * 2
+    generic = ("Hint: a block of map is the largest navigation chunk times the whole signal; the worker spills when "
+               "what it holds passes the target fraction of its limit.")
+    with dask.config.set({"distributed.worker.memory.target": 0.6}):
+        for slip in (2 * block, int(2 * block * 0.6), _limit(1, block, 0.6)):
+            with pytest.raises(CheckFailed, match="bytes is not right yet. Hint:"):
+                checks.check_memory_limit(lambda signal, n, g=slip - 1: g, s, 2)
+            for off in (slip - 2, slip + 2):
+                with pytest.raises(CheckFailed) as err:
+                    checks.check_memory_limit(lambda signal, n, g=off: g, s, 2)
+                assert str(err.value).endswith(generic)
+        with pytest.raises(CheckFailed) as err:
+            checks.check_memory_limit(lambda signal, n: 12, s, 2)
+        assert str(err.value) == f"memory_limit_for(s, 2): 12 is not right yet (too small). {generic}"
+
+
+def test_check_annulus_messages_word_for_word():
+    s = detector()  # 0.5 mrad pixels, centre at 0 mrad, nearest edge 7.5 mrad away, disk radius 2 mrad
+    with pytest.raises(CheckFailed) as e:
+        checks.check_annulus(s, 2.2, 7.5)
+    assert str(e.value) == ("inner radius 2.200 mrad: the bright-field disk (radius 2.000) wanders by up to 0.000 "
+                            "mrad, so it reaches 2.250 mrad at some probe positions. Move the inner radius out.")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_annulus(s, 4.0, 7.6)
+    assert str(e.value) == ("outer radius 7.600 mrad goes past the detector edge, 7.500 mrad from the centre: take "
+                            "it from the signal axes.")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_annulus(s, 7.0, 7.5)
+    assert str(e.value) == "the ring is 1.0 pixels wide; make it at least 2 pixels (1.000 mrad)."
+
+
+def _scan(chunks):
+    return hs.signals.Signal2D(da.from_array(np.random.default_rng(0).random((6, 9, 5, 5)), chunks=chunks)).as_lazy()
+
+
+MEAN_PATTERN = "mean_pattern(s, (1, 4), (0, 2))"  # navigation chunks of 3 x 2: one chunk wide and a column more
+
+
+@pytest.mark.parametrize("func, message", [
+    (lambda s, x, y: _mean_pattern(s, x, y).compute(),
+     f"{MEAN_PATTERN} is None. HyperSpy's compute() works in place and returns None; keep a reference to the signal "
+     "instead of the value compute() returns."),
+    (lambda s, x, y: s.inav[x[0]:x[1], y[0]:y[1]].mean(axis=(2, 3)),
+     f"the shape of {MEAN_PATTERN}: expected (5, 5), got (2, 3). Hint: it has the scan's shape: average over the "
+     "probe positions (the navigation axes), not over the detector."),
+    (lambda s, x, y: s.inav[x[0]:x[1], y[0]:y[1]],
+     f"the shape of {MEAN_PATTERN}: expected (5, 5), got (2, 3, 5, 5). Hint: average over the probe positions of "
+     "the region, keeping the detector axes."),
+    (lambda s, x, y: hs.signals.Signal2D(np.asarray(_mean_pattern(s, x, y).data)).as_lazy(),
+     f"{MEAN_PATTERN} computed something while it ran: build the result lazily and leave compute() to the caller."),
+    (lambda s, x, y: hs.signals.Signal2D(da.zeros(s.data.shape[2:])).as_lazy(),
+     f"{MEAN_PATTERN} reads none of the dataset's chunks: build it from the signal itself (s.inav[...]), not from a "
+     "computed copy of its data."),
+    (lambda s, x, y: s.inav[:, :].mean() * 0 + _mean_pattern(s, x, y),
+     f"computing {MEAN_PATTERN} would read 9 of the 9 chunks, more than the region needs: select the probe "
+     "positions first, then average."),
+    (lambda s, x, y: s.inav[x[0]:x[2], y[0]:y[1]].mean(),
+     f"{MEAN_PATTERN} failed with IndexError: tuple index out of range."),
+], ids=["kept the None", "averaged the detector", "averaged nothing", "a computed copy", "not from the data",
+        "read the whole scan", "an error"])
+def test_check_mean_pattern_messages_word_for_word(func, message):
+    with pytest.raises(CheckFailed) as e:
+        checks.check_mean_pattern(func, _scan((2, 3, 5, 5)))
+    assert str(e.value) == message
+
+
+def test_check_mean_pattern_swapped_axes_get_the_values_message_and_its_hint():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_mean_pattern(lambda s, x, y: s.inav[y[0]:y[1], x[0]:x[1]].mean(), _scan((2, 3, 5, 5)))
+    assert str(e.value).startswith(f"the values of {MEAN_PATTERN}: ")
+    assert str(e.value).endswith(" Hint: s.inav takes x first, then y (HyperSpy order); the ranges stop before their end.")
+
+
+@pytest.mark.parametrize("chunks, ranges", [
+    ((2, 3, 5, 5), "(1, 4), (0, 2)"),
+    ((3, 9, 5, 5), "(1, 9), (0, 2)"),  # one chunk across the scan: x stops at its end; two rows of three
+    ((1, 3, 5, 5), "(1, 4), (0, 1)"),  # chunks one row tall: one row
+])
+def test_check_mean_pattern_asks_for_a_region_across_one_chunk_edge_in_the_first_chunk_row(chunks, ranges):
+    with pytest.raises(CheckFailed, match=rf"^mean_pattern\(s, {re.escape(ranges)}\) is None"):
+        checks.check_mean_pattern(lambda s, x, y: None, _scan(chunks))
+
+
+@pytest.mark.parametrize("func, message", [
+    (lambda p: hs.load(p),
+     "open_lazily(path) read the whole file into memory (Signal2D): hs.load reads everything unless you pass "
+     "lazy=True."),
+    (_computed_after_a_lazy_open,
+     "open_lazily(path) returned the data in memory because it was computed: remove the .compute(), the caller "
+     "decides when to read."),
+    (lambda p: hs.load(p, lazy=True).compute(),
+     "open_lazily(path) returned None: return the signal that hs.load gives you. (If you called .compute() on it: "
+     "HyperSpy's compute() returns None, and it reads everything.)"),
+    (lambda p: hs.load(p).as_lazy(),  # the file has 2 x 2 x 2 x 2 chunks, and a full load reads each once
+     "open_lazily(path) is lazy, but 16 chunks of the file were read while opening it (a full load made lazy "
+     "afterwards?): open it with hs.load(path, lazy=True) directly."),
+    (lambda p: hs.load(p.name[99], lazy=True), "open_lazily(path) failed with IndexError: string index out of range."),
+], ids=["forgot lazy=True", "computed", "kept the None", "made lazy after a full load", "an error"])
+def test_check_open_lazily_messages_word_for_word(zspy_file, func, message):
+    with pytest.raises(CheckFailed) as e:
+        checks.check_open_lazily(func, zspy_file)
+    assert str(e.value) == message
+
+
+def test_any_other_error_is_shown_with_ipythons_own_traceback_of_it():
+    asked = []
+
+    class Shell:
+        class InteractiveTB:
+            @staticmethod
+            def structured_traceback(etype, value, tb, tb_offset=None):
+                asked.append((etype, value, tb, tb_offset))
+                return ["full traceback"]
+
+        def _showtraceback(self, etype, value, stb):
+            pass
+
+    err = ValueError("bad shape")
+    checks._show_check_failed(Shell(), ValueError, err, "the traceback", tb_offset=2)
+    assert asked == [(ValueError, err, "the traceback", 2)]
+
+
+def test_a_cell_is_recognised_by_its_file_name_in_old_and_new_ipython():
+    assert checks._from_a_cell(_raised_in("<ipython-input-3-1f2e>", "raise NotImplementedError()").__traceback__)
+    assert checks._from_a_cell(_raised_in("/tmp/ipykernel_77/3.py", "raise NotImplementedError()").__traceback__)
+    assert not checks._from_a_cell(_raised_in("/srv/lib/ipython_input.py", "raise NotImplementedError()").__traceback__)
+    assert not checks._from_a_cell(None)  # no traceback at all
+
+
+def test_default_names_in_the_capstones_and_lesson_09s_messages():
+    with pytest.raises(CheckFailed, match=r"^choose_chunks: "):
+        checks.check_chunk_choice((11, 10, 8, 8), (40, 100, 32, 32), "uint16", 64 * 100 * 2)
+    s = lazy_signal((4, 6, 16, 16), chunks=(4, 6, 4, 4))
+    with pytest.raises(CheckFailed, match=r"^your crop reads 6 of 16 chunks"):
+        checks.check_crop_reads(s.isig[4:13, 4:12], s, 3.5)
+    with pytest.raises(CheckFailed, match=r"^memory_limit_for\(s, 2\): 12 is not right yet"):
+        checks.check_memory_limit(lambda signal, n: 12, s)
+
+
+def test_messages_of_the_smaller_checks_word_for_word():
+    s = lazy_signal(shape=(4, 6, 16, 32), chunks=(4, 6, 4, 8))  # detector chunks 4 tall, 8 wide
+    with pytest.raises(CheckFailed) as e:
+        checks.check_read_fraction(s.isig[3:29, 1:15], s, 0.25, "the crop")
+    assert str(e.value) == ("the crop reads 16 of 16 chunks (100%); the goal is 25%. Hint: align the crop to the chunk "
+                            "edges: start and stop at multiples of the chunk size (8 detector pixels here).")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_read_fraction(s.isig[8:16, 4:8], s, 0.25, "the crop")
+    assert str(e.value) == ("the crop reads 1 of 16 chunks (6%); the goal is 25%. Hint: the crop reads less than asked: "
+                            "check its bounds.")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_read_fraction(lazy_signal(shape=(4, 6, 16, 32)).isig[8:24, 4:12], s, 0.25, "the crop")
+    assert str(e.value) == ("the crop reads none of the dataset's chunks: make it from the dataset signal itself (for "
+                            "example s.isig[...]), not from a copy or new array.")
+    ref = np.arange(20.0)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_correlated(-ref, ref)
+    assert str(e.value) == ("your map does not follow the expected pattern: correlation -1.00, at least 0.90 needed. "
+                            "Check the axis order (x versus y) and what is subtracted.")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_equal((6, 4), (4, 6), "the navigation shape")
+    assert str(e.value) == ("the navigation shape: (6, 4) is not right yet. Hint: the items are right but in another "
+                            "order (numpy order is the reverse of HyperSpy's).")
+    with pytest.raises(CheckFailed) as e:
+        checks.check_choice("E", ["A", "B"], "faster_format")
+    assert str(e.value) == "faster_format is 'E'; write one of 'A', 'B' as a string, for example answer = \"A\"."
+
+
+def test_a_quiz_answer_that_is_no_letter_is_named_by_its_variable_and_a_wrong_one_asks_for_another():
+    from lazysignals.quizzes import QUIZZES
+
+    (lesson, variable), q = next(iter(QUIZZES.items()))
+    with pytest.raises(CheckFailed, match=rf"^{variable} is 'Z'; write one of "):
+        checks.check_quiz(lesson, variable, "Z")
+    wrong = next(letter for letter in sorted(q["why"]) if letter != q["answer"])
+    with pytest.raises(CheckFailed) as e:
+        checks.check_quiz(lesson, variable, wrong)
+    assert str(e.value) == (f"{variable} = {wrong!r} is not the best answer: {q['why'][wrong]} Read the choices again "
+                            "and try another letter.")
+
+
+def test_fresh_data_is_the_graders_recipe_with_seed_0_every_time_and_an_error_is_named():
+    from lazysignals import judges
+
+    tried = []
+
+    def chunks_touched(start, stop, chunk, size):
+        tried.append((start, stop, chunk, size))
+        return ((stop - 1) // chunk - start // chunk + 1) / -(-size // chunk)
+
+    checks.check_on_fresh_data("07_cropping", "test_fraction_read", {"fraction_read": chunks_touched})
+    recipe = judges.JUDGES[("07_cropping", "test_fraction_read")].inputs(np.random.default_rng(0))
+    assert tried == [tuple(case) for case in recipe["cases"].tolist()]
+    with pytest.raises(CheckFailed) as e:
+        checks.check_on_fresh_data("07_cropping", "test_fraction_read", {"fraction_read": lambda *a: 1 / 0})
+    assert str(e.value).startswith("on a fresh dataset, fraction_read failed: ") and "ZeroDivisionError" in str(e.value)
+
+
+def test_check_lazy_and_check_runs_messages_word_for_word():
+    with pytest.raises(CheckFailed) as e:
+        checks.check_lazy(np.zeros(3), "the crop")
+    assert str(e.value) == ("the crop is already in memory (ndarray) - keep it lazy. Open the file with lazy=True, and "
+                            "leave out .compute(), np.asarray() or anything else that makes numbers before the last "
+                            "step, so that only the last step reads the data.")
+
+    def blank(signal):
+        raise NotImplementedError()
+
+    with pytest.raises(CheckFailed) as e:
+        checks.check_runs(blank, 1)
+    assert str(e.value) == f"your function: {checks.BLANK}"
+    with pytest.raises(NotImplementedError, match="^5D data$"):  # the learner's own error, with its reason
+        checks.check_runs(lambda s: (_ for _ in ()).throw(NotImplementedError("5D data")), 1)
+    with pytest.raises(CheckFailed) as e:
+        checks.check_runs(lambda s: s[3], (1, 2), what="third(s)", hint="it has two items.")
+    assert str(e.value) == "third(s) failed with IndexError: tuple index out of range. Hint: it has two items."
+    assert checks.check_runs(lambda a, b: a + b, 2, 3) == 5

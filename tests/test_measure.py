@@ -7,7 +7,9 @@ compressed ones whose sizes are those of the files on disk.
 """
 
 import os
+import threading
 import time
+from types import SimpleNamespace
 
 import dask.array as da
 import numpy as np
@@ -148,11 +150,18 @@ def test_reads_start_empty():
 
 
 def test_peak_memory_sees_a_temporary_allocation():
+    # Mapped and unmapped by hand: numpy's own allocation may come from memory the
+    # C allocator already holds (after a large import, say) and stay resident after del.
+    import mmap
+
     size = 200 * 2**20
     with peak_memory() as mem:
-        a = np.ones(size, dtype=np.uint8)  # touched: resident, not just reserved
+        block = mmap.mmap(-1, size)
+        a = np.frombuffer(block, dtype=np.uint8)
+        a[:] = 1  # touched: resident, not just reserved
         a.sum()
         del a
+        block.close()
     assert mem.increase >= 0.8 * size, mem
     assert mem.peak >= mem.start + mem.increase
     assert mem.end < mem.peak - 0.5 * size, mem  # it was freed, and the peak remembers it
@@ -261,3 +270,202 @@ def test_largest_block_counts_the_data_when_it_is_not_excluded():
 
     x = da.ones((6, 6), dtype="uint8", chunks=3)
     assert largest_block(x.sum())[1] >= 9
+
+
+def test_largest_block_takes_a_lazy_signal_and_computes_it_step_by_step_in_the_calling_thread():
+    import dask.array as da
+    import hyperspy.api as hs
+
+    threads = set()
+
+    def note_thread(block):
+        threads.add(threading.get_ident())
+        return block
+
+    x = da.ones((4, 4, 8, 8), dtype="uint16", chunks=(2, 2, 4, 4))
+    s = hs.signals.Signal2D(x.map_blocks(note_thread)).as_lazy()
+    (values,), biggest = measure.largest_block(s, exclude=[x])
+    assert isinstance(values, np.ndarray) and values.shape == (4, 4, 8, 8) and values.sum() == 4 * 4 * 8 * 8
+    assert biggest == x.nbytes  # the whole result, put together at the end, is a block too
+    assert threads == {threading.get_ident()}  # one step at a time, here: the largest block is one thread's
+
+
+def test_largest_block_counts_nothing_for_steps_without_an_array_or_with_an_empty_one():
+    import dask.array as da
+
+    empty = da.zeros((0, 4), chunks=2)
+    assert measure.largest_block(empty)[1] == 0
+    x = da.ones((6, 6), chunks=3)
+    # a mean's partial results are dicts of counts and totals (no array): only the mean itself, a float64, counts
+    (mean,), biggest = measure.largest_block(x.mean(), exclude=[x])
+    assert mean == 1.0 and biggest == 8
+
+
+def test_the_memory_of_child_processes_is_summed_over_all_descendants():
+    import psutil
+
+    class Child:
+        def __init__(self, rss):
+            self.rss = rss
+
+        def memory_info(self):
+            if self.rss is None:
+                raise psutil.NoSuchProcess(1234)  # ended between the listing and the reading
+            return SimpleNamespace(rss=self.rss)
+
+    asked = []
+
+    class Process:
+        def children(self, recursive=False):
+            asked.append(recursive)
+            return [Child(3 * MiB), Child(None), Child(5 * MiB)]
+
+        def memory_info(self):
+            return SimpleNamespace(rss=100 * MiB)
+
+    assert measure._rss(Process(), "children") == 8 * MiB
+    assert asked == [True]  # grandchildren too: the kernel's dask workers are its children
+    assert measure._rss(Process(), "self") == 100 * MiB
+
+
+def test_a_key_without_folders_is_a_chunk_and_metadata_inside_folders_is_not():
+    reads, original = Reads(), (lambda store, key: b"12345")
+    getitem = measure._counted(original, reads, threading.Lock())
+    for key in ("0.0", "Experiments/scan/data/1.2", "Experiments/scan/data/.zarray", ".zgroup", "a.b/.zattrs"):
+        assert getitem(None, key) == b"12345"
+    assert reads.keys == {"0.0", "Experiments/scan/data/1.2"} and reads.chunks == 2 and reads.bytes == 10
+
+
+# MemoryCap: which cap applies and what it runs, on a cgroup tree and a systemd-run made for the test
+
+def _fake_systemd_run(folder, exit_code=0, stderr=""):
+    """A systemd-run that records its arguments (one a line) and exits with ``exit_code``."""
+    folder.mkdir(exist_ok=True)
+    script = folder / "systemd-run"
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> "{folder}/calls"\nprintf "%s" "{stderr}" >&2\nexit {exit_code}\n')
+    script.chmod(0o755)
+    return folder / "calls"
+
+
+def test_with_cgroup_v2_the_cap_runs_the_child_in_a_systemd_scope_with_no_swap(tmp_path, monkeypatch):
+    monkeypatch.setattr(measure, "CGROUP_ROOT", tmp_path / "cgroup")
+    (tmp_path / "cgroup").mkdir()
+    (tmp_path / "cgroup" / "cgroup.controllers").write_text("cpu memory\n")
+    calls = _fake_systemd_run(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    limits = []
+    monkeypatch.setattr("resource.setrlimit", lambda *a: limits.append(a))
+
+    cap = measure.MemoryCap(256 * MiB, name="lesson-cap")
+    assert cap.method == "cgroup v2 (systemd-run scope, MemoryMax)"
+    user = [] if os.geteuid() == 0 else ["--user"]  # a user's own systemd when not root
+    scope = [*user, "--scope", "--quiet", "--unit=lesson-cap", "-p", f"MemoryMax={256 * MiB}", "-p", "MemorySwapMax=0",
+             "--"]
+    assert calls.read_text().split("\n")[:-1] == [*scope, "true"]  # the probe: a scope for `true`
+    assert cap.wrap(["python", "-c", "pass"]) == ["systemd-run", *scope, "python", "-c", "pass"]
+    cap.preexec()
+    assert limits == [] and cap.group is None
+    assert cap.report() == {"method": cap.method, "limit_gb": 0.268}
+    cap.close()
+    monkeypatch.setattr(measure.os, "geteuid", lambda: 1000)  # not root: the user's own systemd
+    assert measure.MemoryCap(256 * MiB, name="mine").wrap(["python"])[:3] == ["systemd-run", "--user", "--scope"]
+
+
+def test_a_refused_scope_is_noted_and_the_address_space_limit_applied(tmp_path, monkeypatch):
+    import resource
+
+    monkeypatch.setattr(measure, "CGROUP_ROOT", tmp_path / "cgroup")
+    (tmp_path / "cgroup").mkdir()
+    (tmp_path / "cgroup" / "cgroup.controllers").write_text("memory\n")
+    _fake_systemd_run(tmp_path / "bin", exit_code=1, stderr="  Failed to connect to bus: " + "x" * 300)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    limits = []
+    monkeypatch.setattr(resource, "setrlimit", lambda *a: limits.append(a))
+
+    cap = measure.MemoryCap(2 * 2**30)
+    assert cap.method == "setrlimit(RLIMIT_AS)" and cap.group is None
+    assert cap.notes == ["systemd-run refused a scope: " + ("Failed to connect to bus: " + "x" * 300)[:200]]
+    assert cap.report() == {"method": "setrlimit(RLIMIT_AS)", "limit_gb": 2.147, "note": cap.notes[0]}
+    assert cap.wrap(["python"]) == ["python"]
+    cap.preexec()
+    assert limits == [(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))]
+
+
+def test_without_systemd_run_or_cgroups_there_is_nothing_to_note(tmp_path, monkeypatch):
+    monkeypatch.setattr(measure, "CGROUP_ROOT", tmp_path)
+    (tmp_path / "cgroup.controllers").write_text("memory\n")  # cgroup v2, but no systemd-run to use it
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    cap = measure.MemoryCap(1.5e9)
+    assert cap.method == "setrlimit(RLIMIT_AS)" and cap.notes == [] and cap.limit == 1_500_000_000
+    assert cap.report() == {"method": "setrlimit(RLIMIT_AS)", "limit_gb": 1.5}
+    other = measure.MemoryCap(1e9)
+    assert cap.name.startswith(f"lazysignals-cap-{os.getpid()}-") and other.name != cap.name
+
+
+def test_with_cgroup_v1_the_child_joins_a_new_group_limited_with_and_without_swap(tmp_path, monkeypatch):
+    monkeypatch.setattr(measure, "CGROUP_ROOT", tmp_path)
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+
+    cap = measure.MemoryCap(300 * MiB, name="lesson-cap")
+    group = tmp_path / "memory" / "lesson-cap"
+    assert cap.method == "cgroup v1 memory controller" and cap.group == group
+    assert (group / "memory.limit_in_bytes").read_text() == str(300 * MiB)
+    assert (group / "memory.memsw.limit_in_bytes").read_text() == str(300 * MiB)  # no swapping past it
+    cmd = ["python", "-c", "pass"]
+    assert cap.wrap(cmd) == cmd and cap.wrap(cmd) is not cmd
+    cap.preexec()  # in the child, between fork and exec: it joins the group
+    assert (group / "cgroup.procs").read_text() == str(os.getpid())
+    assert cap.report() == {"method": cap.method, "limit_gb": 0.315, "cgroup_max_usage_gb": None}
+    (group / "memory.max_usage_in_bytes").write_text("123456789\n")
+    (group / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert cap.report() == {"method": cap.method, "limit_gb": 0.315, "cgroup_max_usage_gb": 0.123,
+                            "cgroup_oom_kills": 2}
+    for f in group.iterdir():  # the kernel empties a group when its processes have ended
+        f.unlink()
+    cap.close()
+    assert not group.exists()
+
+
+def test_cgroup_v1_without_swap_accounting_still_limits_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(measure, "CGROUP_ROOT", tmp_path)
+    (tmp_path / "memory" / "lesson-cap" / "memory.memsw.limit_in_bytes").mkdir(parents=True)  # cannot be written
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("0\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    cap = measure.MemoryCap(100 * MiB, name="lesson-cap")
+    assert cap.method == "cgroup v1 memory controller" and cap.notes == []
+    assert (tmp_path / "memory" / "lesson-cap" / "memory.limit_in_bytes").read_text() == str(100 * MiB)
+
+
+def test_a_cgroup_v1_group_that_cannot_be_made_is_noted_and_the_address_space_limit_applied(tmp_path, monkeypatch):
+    monkeypatch.setattr(measure, "CGROUP_ROOT", tmp_path)
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("0\n")
+    (tmp_path / "memory" / "lesson-cap").write_text("a file where the group would go")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    cap = measure.MemoryCap(100 * MiB, name="lesson-cap")
+    assert cap.method == "setrlimit(RLIMIT_AS)" and cap.group is None
+    assert len(cap.notes) == 1 and cap.notes[0].startswith("cgroup v1 not usable (") and "lesson-cap" in cap.notes[0]
+    # with a systemd-run that refuses too, the report gives both reasons
+    (tmp_path / "cgroup.controllers").write_text("memory\n")
+    _fake_systemd_run(tmp_path / "bin", exit_code=1, stderr="no scope here")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    both = measure.MemoryCap(100 * MiB, name="lesson-cap")
+    assert both.report()["note"] == f"systemd-run refused a scope: no scope here; {cap.notes[0]}"
+
+
+def test_closing_a_group_still_in_use_gives_up_after_twenty_tries_in_two_seconds(tmp_path, monkeypatch):
+    monkeypatch.setattr(measure, "CGROUP_ROOT", tmp_path)
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("0\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    cap = measure.MemoryCap(100 * MiB, name="busy")
+    waits = []
+    monkeypatch.setattr(measure.time, "sleep", waits.append)
+    cap.close()  # its limit files are still there: not empty yet
+    assert waits == [0.1] * 20 and cap.group.exists()
+    monkeypatch.setattr(measure, "CGROUP_ROOT", tmp_path / "none")
+    quiet = measure.MemoryCap(100 * MiB)
+    quiet.close()  # no group: nothing to wait for
+    assert len(waits) == 20
