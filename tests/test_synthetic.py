@@ -266,7 +266,7 @@ def test_counts_are_poisson_with_the_model_mean():
     amps = np.broadcast_to([30.0, 2.5, 0.8], (n, n, 3)).copy()
     centre = np.full((n, n), D / 2 + 0.3)
     render(out, synthetic._block_state(5, (0, 0, 0, 0)), 0.0, 0.0, centre, centre, amps,
-           np.zeros((n, n, 6)), synthetic._bragg_offsets(D), 1.0, prof, levels, *tabs)
+           np.zeros((n, n, 6)), synthetic._bragg_offsets(D), 1.0, prof, *synthetic.NO_DEFECTS, levels, *tabs)
     k = np.arange(D) - (D / 2 + 0.3)
     q = np.minimum((np.hypot(*np.meshgrid(k, k)) * synthetic.LUT_STEPS + 0.5).astype(int), prof.shape[1] - 1)
     lam = on_level_grid(30.0 * prof[0, q] + 2.5 * prof[1, q] + 0.8 * prof[2, q], levels)
@@ -289,7 +289,7 @@ def test_large_means_beyond_the_tables_are_drawn_correctly():
     amps = np.broadcast_to([big, 0.0, 0.0], (n, n, 3)).copy()
     centre = np.full((n, n), D / 2)
     render(out, synthetic._block_state(6, (0, 0, 0, 0)), 0.0, 0.0, centre, centre, amps,
-           np.zeros((n, n, 6)), synthetic._bragg_offsets(D), 1.0, prof, levels, *tabs)
+           np.zeros((n, n, 6)), synthetic._bragg_offsets(D), 1.0, prof, *synthetic.NO_DEFECTS, levels, *tabs)
     inside = out[:, :, D // 2 - 2:D // 2 + 2, D // 2 - 2:D // 2 + 2].astype(float).ravel()
     assert abs(inside.mean() - big) < 5 * np.sqrt(big / inside.size)
     assert 0.9 < inside.var() / big < 1.1
