@@ -447,6 +447,8 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
     pend_pix = np.empty(h * w, dtype=np.int64)
     pend_v = np.empty(h * w, dtype=np.int64)
     pend_u = np.empty(h * w)
+    rare = np.empty(w, dtype=np.int32)
+    flat_guide = guide.reshape(-1)
     box = np.empty((nb, 4), dtype=np.int64)  # rows p0..p1, columns s0..s1 of each disc
     n_extra = 0  # numbers used from the second stream
     for j in range(ny):
@@ -479,7 +481,7 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                     dx = kx0 + s - c_x
                     qrow[s] = min(int(np.sqrt(dx * dx + dy2) * _STEPS + 0.5), nlut)
                 for s in range(w):
-                    vrow[s] = lev[qrow[s]]
+                    vrow[s] = lev[_u64(qrow[s])]
                 for b in range(nb):  # Bragg discs crossing this row
                     if box[b, 0] <= p < box[b, 1]:
                         for s in range(box[b, 2], box[b, 3]):
@@ -488,17 +490,19 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                             if m >= 0.0:
                                 vrow[s] = _level_of(m, nlev)
                 _fill_uniforms(keys[0], ((j * nx + i) * h + p) * w, bits, w)
-                for s in range(w):  # the draws
-                    v = vrow[s]
+                orow = out[j, i, p]
+                for s in range(w):  # the draws, without a branch
                     u = unif[s] - 1.0
-                    e = guide[v, int(u * _G)]
-                    k = ((e >> 1) & _KMASK) + (u > cdf[e >> _POS])
-                    if e & 1:
+                    # (unsigned indices: no test for Python's negative ones)
+                    e = flat_guide[_u64(vrow[s] * _G + int(u * _G))]
+                    orow[s] = ((e >> 1) & _KMASK) + (u > cdf[_u64(e >> _POS)])
+                    rare[s] = e & 1
+                for s in range(w):  # queue the rare draws
+                    if rare[s]:
                         pend_pix[npend] = p * w + s
-                        pend_v[npend] = v
-                        pend_u[npend] = u
+                        pend_v[npend] = vrow[s]
+                        pend_u[npend] = unif[s] - 1.0
                         npend += 1
-                    out[j, i, p, s] = k
             for t in range(npend):
                 p, s = pend_pix[t] // w, pend_pix[t] % w
                 m = 0.0
