@@ -82,7 +82,7 @@ LUT_STEPS = 4  # radial samples of the model per pixel
 LEVEL_MIN = 1e-3
 LEVEL_MAX = 300.0  # above, pixels are drawn without a table (still exactly)
 LEVEL_STEP = 0.005
-GUIDE_SIZE = 64
+GUIDE_SIZE = 256
 
 # Specimen: counts relative to the preset's dose (bright-field counts per pixel in vacuum).
 ABSORPTION = 0.6  # disk dimming per unit thickness: exp(-ABSORPTION * t)
@@ -480,8 +480,10 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                 for s in range(w):  # radial sample of every pixel
                     dx = kx0 + s - c_x
                     qrow[s] = min(int(np.sqrt(dx * dx + dy2) * _STEPS + 0.5), nlut)
+                vmax = 0
                 for s in range(w):
                     vrow[s] = lev[_u64(qrow[s])]
+                    vmax = max(vmax, vrow[s])
                 for b in range(nb):  # Bragg discs crossing this row
                     if box[b, 0] <= p < box[b, 1]:
                         for s in range(box[b, 2], box[b, 3]):
@@ -489,8 +491,13 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                                             bragg_xy, bragg_r, profiles)
                             if m >= 0.0:
                                 vrow[s] = _level_of(m, nlev)
-                _fill_uniforms(keys[0], ((j * nx + i) * h + p) * w, bits, w)
+                                vmax = max(vmax, vrow[s])
                 orow = out[j, i, p]
+                if vmax == 0:  # a row of mean 0 (through vacuum): nothing to draw
+                    orow[:] = 0
+                    continue
+                # (each pixel has its own number of the stream: skipping a row shifts no other)
+                _fill_uniforms(keys[0], ((j * nx + i) * h + p) * w, bits, w)
                 for s in range(w):  # the draws, without a branch
                     u = unif[s] - 1.0
                     # (unsigned indices: no test for Python's negative ones)
