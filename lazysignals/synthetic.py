@@ -254,6 +254,7 @@ _u64 = np.uint64
 _STEPS = float(LUT_STEPS)
 _G = GUIDE_SIZE
 assert _G & (_G - 1) == 0, "u * GUIDE_SIZE must be exact: a power of 2"
+_GSHIFT = 52 - (_G.bit_length() - 1)  # int(u * G) from u's 52 bits
 _LOG_MIN, _LOG_STEP = float(np.log(LEVEL_MIN)), float(np.log1p(LEVEL_STEP))
 # SplitMix64 (Steele, Lea and Flood, 2014): the n-th number of the stream
 # with key K is a fixed mix of K + n * GOLDEN, so any number of the stream
@@ -274,16 +275,20 @@ def _mix(z):
 
 
 @numba.njit(inline="always", cache=True)
-def _fill_uniforms(key, start, bits, n):
+def _fill_uniforms(key, start, bits, rows, n):
     """Numbers start + 1 .. start + n of stream ``key`` into bits[:n], as floats in [1, 2).
 
     The 52 top bits of each number under the exponent of 1.0: read ``bits``
-    as float64 and subtract 1 to get uniforms in [0, 1) on a grid of 2**-52,
-    with no conversion instruction, so the loop is vectorised.
+    as float64 and subtract 1 to get uniforms u in [0, 1) on a grid of
+    2**-52, with no conversion instruction, so the loop is vectorised. Their
+    top bits are the guide table's bucket, int(u * G): added to ``rows``
+    (each pixel's guide row, level * G), they make the guide index.
     """
     c = key + _GOLDEN * _u64(start)
     for s in range(n):
-        bits[s] = (_mix(c + _GOLDEN * _u64(s + 1)) >> _u64(12)) | _ONE
+        x = _mix(c + _GOLDEN * _u64(s + 1)) >> _u64(12)
+        bits[s] = x | _ONE
+        rows[s] += x >> _u64(_GSHIFT)
 
 
 @numba.njit(inline="always", cache=True)
@@ -441,7 +446,8 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
     lev = np.zeros(nlut + 1, dtype=np.int64)  # lev[nlut]: outside the model
     lam = np.zeros(nlut + 1)
     qrow = np.empty(w, dtype=np.int64)
-    vrow = np.empty(w, dtype=np.int64)
+    vrow = np.empty(w, dtype=np.int64)  # level of each pixel of a row
+    grow = np.empty(w, dtype=np.uint64)  # its guide index
     bits = np.empty(w, dtype=np.uint64)
     unif = bits.view(np.float64)  # 1 + uniform
     pend_pix = np.empty(h * w, dtype=np.int64)
@@ -497,11 +503,13 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                     orow[:] = 0
                     continue
                 # (each pixel has its own number of the stream: skipping a row shifts no other)
-                _fill_uniforms(keys[0], ((j * nx + i) * h + p) * w, bits, w)
+                for s in range(w):
+                    grow[s] = vrow[s] * _G
+                _fill_uniforms(keys[0], ((j * nx + i) * h + p) * w, bits, grow, w)
                 for s in range(w):  # the draws, without a branch
                     u = unif[s] - 1.0
                     # (unsigned indices: no test for Python's negative ones)
-                    e = flat_guide[_u64(vrow[s] * _G + int(u * _G))]
+                    e = flat_guide[grow[s]]
                     orow[s] = ((e >> 1) & _KMASK) + (u > cdf[_u64(e >> _POS)])
                     rare[s] = e & 1
                 for s in range(w):  # queue the rare draws
