@@ -83,6 +83,7 @@ LEVEL_MIN = 1e-3
 LEVEL_MAX = 300.0  # above, pixels are drawn without a table (still exactly)
 LEVEL_STEP = 0.005
 GUIDE_SIZE = 256
+GUIDE_TAIL = 64  # the last entry of the guide table, split again this many times
 
 # Specimen: counts relative to the preset's dose (bright-field counts per pixel in vacuum).
 ABSORPTION = 0.6  # disk dimming per unit thickness: exp(-ABSORPTION * t)
@@ -254,7 +255,11 @@ _u64 = np.uint64
 _STEPS = float(LUT_STEPS)
 _G = GUIDE_SIZE
 assert _G & (_G - 1) == 0, "u * GUIDE_SIZE must be exact: a power of 2"
+_GT = GUIDE_TAIL
+assert _GT & (_GT - 1) == 0, "a power of 2 as well"
 _GSHIFT = 52 - (_G.bit_length() - 1)  # int(u * G) from u's 52 bits
+_TSHIFT = _GSHIFT - (_GT.bit_length() - 1)  # the next bits: the tail's entry
+_GROW = _G + _GT  # guide entries per level
 _LOG_MIN, _LOG_STEP = float(np.log(LEVEL_MIN)), float(np.log1p(LEVEL_STEP))
 # SplitMix64 (Steele, Lea and Flood, 2014): the n-th number of the stream
 # with key K is a fixed mix of K + n * GOLDEN, so any number of the stream
@@ -288,7 +293,10 @@ def _fill_uniforms(key, start, bits, rows, n):
     for s in range(n):
         x = _mix(c + _GOLDEN * _u64(s + 1)) >> _u64(12)
         bits[s] = x | _ONE
-        rows[s] += x >> _u64(_GSHIFT)
+        g = x >> _u64(_GSHIFT)
+        # in the last entry, the tail's entries G, G + 1, ... (no branch)
+        tail = (x >> _u64(_TSHIFT)) & _u64(_GT - 1)
+        rows[s] += g + _u64(g == _G - 1) * (_u64(1) + tail)
 
 
 @numba.njit(inline="always", cache=True)
@@ -344,13 +352,17 @@ def _tables(levels):
             p *= m / n
             c += p
         size[v], plast[v] = n, p
-    guide = np.zeros((nlev + 1, _G), dtype=np.int32)
+    guide = np.zeros((nlev + 1, _GROW), dtype=np.int32)
     sentinel = 1  # cdf[1] is level 0's sentinel
     for v in range(nlev + 1):
         o, n = off[v], size[v]
         k = 0
-        for g in range(_G):
-            lo, hi = g / _G, (g + 1) / _G
+        for g in range(_GROW):
+            if g < _G:
+                lo, hi = g / _G, (g + 1) / _G
+            else:  # the last entry's tail, where the counts crowd together
+                lo = (_G - 1) / _G + (g - _G) / (_G * _GT)
+                hi = lo + 1 / (_G * _GT)
             while k < n - 1 and cdf[o + k] < lo:
                 k += 1
             if n > 0 and cdf[o + k] >= hi:
@@ -504,7 +516,7 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                     continue
                 # (each pixel has its own number of the stream: skipping a row shifts no other)
                 for s in range(w):
-                    grow[s] = vrow[s] * _G
+                    grow[s] = vrow[s] * _GROW
                 _fill_uniforms(keys[0], ((j * nx + i) * h + p) * w, bits, grow, w)
                 for s in range(w):  # the draws, without a branch
                     u = unif[s] - 1.0
