@@ -420,7 +420,7 @@ def _finish(v, u, m, levels, cdf, off, size, plast, guide, key, n):
     return _series_tail(u, levels[v], last, plast[v], cdf[o + last]), n
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(inline="always", cache=True)
 def _bragg_mean(b, p, s, c_x, c_y, ky0, kx0, a0, a1, a2, top, bragg_xy, bragg_r, profiles):
     """Expected count of pixel (p, s) of the window inside Bragg disc b (-1 outside).
 
@@ -504,7 +504,11 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                     vmax = max(vmax, vrow[s])
                 for b in range(nb):  # Bragg discs crossing this row
                     if box[b, 0] <= p < box[b, 1]:
-                        for s in range(box[b, 2], box[b, 3]):
+                        # only the disc's chord on this row, a pixel wider each way
+                        dby = ky0 + p - (c_y + bragg_xy[b, 1])
+                        half = np.sqrt(max((bragg_r + 0.5) ** 2 - dby * dby, 0.0)) + 1.0
+                        mid = c_x + bragg_xy[b, 0] - kx0
+                        for s in range(max(box[b, 2], int(mid - half)), min(box[b, 3], int(mid + half) + 1)):
                             m = _bragg_mean(b, p, s, c_x, c_y, ky0, kx0, a0, a1, a2, bragg[j, i, b],
                                             bragg_xy, bragg_r, profiles)
                             if m >= 0.0:
