@@ -35,16 +35,27 @@ not an approximation of the draw, and the rounding is far below the Poisson
 noise (at 40 counts, 0.25 % against 16 %).
 
 For every value of the grid, the Poisson cumulative distribution and a guide
-table (Chen and Asau's method) are computed once per process. A pixel costs
-one uniform number, a look-up in the guide table and usually a single
-comparison: an exact inversion of the Poisson distribution with no ``exp``
-per pixel. The rare draw beyond the end of a table continues the series
-exactly, and means above ``LEVEL_MAX`` are drawn as sums of smaller
-Poisson variables, also exactly. Bragg discs, which are not round about the
-centre, are drawn pixel by pixel with the same tables. Uniform numbers come
-from a xoshiro256+ generator seeded for each chunk from ``(seed,
-MODEL_VERSION, chunk index)``, so a chunk is the same whichever thread or
-order computes it.
+table (Chen and Asau's method) are computed once per process. Each entry of
+the guide table also says, decided once for all, whether the count is already
+known or needs one comparison with the cumulative distribution, so a pixel
+costs one uniform number, two look-ups and at most one comparison, with no
+branch: an exact inversion of the Poisson distribution with no ``exp`` per
+pixel. The table's last entry, where the tail's counts crowd together, is
+split again (``GUIDE_TAIL``), so that the few draws that need a walk (about
+6e-5 of the pixels below 5 counts) are queued and finished after the
+pattern; beyond the end of a table the walk continues the series exactly,
+and means above ``LEVEL_MAX`` are drawn as sums of smaller Poisson
+variables, also exactly. Bragg discs, which are not round about the centre,
+change the level of the pixels on their chord of each row before the draw.
+
+Uniform numbers come from SplitMix64 used as a counter-based generator: the
+n-th pixel of a chunk (in C order) draws number n of a stream whose key is
+derived from ``(seed, MODEL_VERSION, chunk index)``. A chunk is thus the same
+whichever thread or order computes it, a pixel's number does not depend on
+which other pixels were drawn (rows through vacuum, mean 0, are skipped), and
+a row's numbers are made in a vectorised loop. The kernel works row by row in
+passes over short buffers (distance to the beam centre, level, uniform and
+guide index, then the draws), all but the draws vectorised by the compiler.
 
 The compiled kernel (numba, ``nogil``) renders one dask chunk at a time, so
 a dataset of any size streams to disk with a few chunks in memory.
@@ -322,7 +333,9 @@ def _tables(levels):
     sentinel); if only cdf[k] lies inside the bucket, the count is k + (u >
     cdf[k]); otherwise (several counts in the bucket, or the end of the
     table) the fallback flag is set. A pixel thus costs two look-ups and one
-    comparison, with no branch but the rare fallback's.
+    comparison, with no branch but the rare fallback's. Entries G, G + 1,
+    ... split the last bucket [(G - 1) / G, 1) into GUIDE_TAIL equal parts
+    (``_fill_uniforms`` sends u there), where the tail's counts crowd.
     """
     nlev = levels.shape[0]
     off = np.zeros(nlev + 2, dtype=np.int64)
