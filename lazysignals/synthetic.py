@@ -458,11 +458,11 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
     more numbers. ``fix_pix``, ``fix_val``: flat positions in the window of
     the defect pixels and what they read.
 
-    Each row of a pattern is made in passes over short buffers, all but the
-    last without branches, so that the compiler vectorises them: distances
-    to the beam centre, levels (the round model, then the Bragg discs that
-    cross the row), uniforms; then the draws, where the rare case is queued
-    for after the pattern.
+    Each row of a pattern is made in passes over short buffers: distances to
+    the beam centre (vectorised), levels (the round model, then the Bragg
+    discs that cross the row), uniforms and guide indices (vectorised), then
+    the draws, without a branch; the rare ones are queued for after the
+    pattern.
     """
     ny, nx, h, w = out.shape
     nlut = profiles.shape[1]
