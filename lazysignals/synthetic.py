@@ -471,8 +471,8 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
     lev = np.zeros(nlut + 1, dtype=np.int64)  # lev[nlut]: outside the model
     lam = np.zeros(nlut + 1)
     qrow = np.empty(w, dtype=np.int64)
-    vrow = np.empty(w, dtype=np.int64)  # level of each pixel of a row
-    grow = np.empty(w, dtype=np.uint64)  # its guide index
+    levg = np.zeros(nlut + 1, dtype=np.uint64)  # the first guide index of lev[q]
+    grow = np.empty(w, dtype=np.uint64)  # the guide index of each pixel of a row
     bits = np.empty(w, dtype=np.uint64)
     unif = bits.view(np.float64)  # 1 + uniform
     pend_pix = np.empty(h * w, dtype=np.int64)
@@ -497,6 +497,7 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                 m = a0 * profiles[0, q] + a1 * profiles[1, q] + a2 * profiles[2, q]
                 lam[q] = m
                 lev[q] = _level_of(m, nlev)
+                levg[q] = lev[q] * _GROW
             # the window's box around each Bragg disc (no rows if the disc is off)
             for b in range(nb):
                 bx, by = c_x + bragg_xy[b, 0], c_y + bragg_xy[b, 1]
@@ -511,10 +512,10 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                 for s in range(w):  # radial sample of every pixel
                     dx = kx0 + s - c_x
                     qrow[s] = min(int(np.sqrt(dx * dx + dy2) * _STEPS + 0.5), nlut)
-                vmax = 0
+                gmax = _u64(0)  # 0: the whole row has mean 0
                 for s in range(w):
-                    vrow[s] = lev[_u64(qrow[s])]
-                    vmax = max(vmax, vrow[s])
+                    grow[s] = levg[_u64(qrow[s])]
+                    gmax = max(gmax, grow[s])
                 for b in range(nb):  # Bragg discs crossing this row
                     if box[b, 0] <= p < box[b, 1]:
                         # only the disc's chord on this row, a pixel wider each way
@@ -525,15 +526,13 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                             m = _bragg_mean(b, p, s, c_x, c_y, ky0, kx0, a0, a1, a2, bragg[j, i, b],
                                             bragg_xy, bragg_r, profiles)
                             if m >= 0.0:
-                                vrow[s] = _level_of(m, nlev)
-                                vmax = max(vmax, vrow[s])
+                                grow[s] = _level_of(m, nlev) * _GROW
+                                gmax = max(gmax, grow[s])
                 orow = out[j, i, p]
-                if vmax == 0:  # a row of mean 0 (through vacuum): nothing to draw
+                if gmax == 0:  # a row of mean 0 (through vacuum): nothing to draw
                     orow[:] = 0
                     continue
                 # (each pixel has its own number of the stream: skipping a row shifts no other)
-                for s in range(w):
-                    grow[s] = vrow[s] * _GROW
                 _fill_uniforms(keys[0], ((j * nx + i) * h + p) * w, bits, grow, w)
                 for s in range(w):  # the draws, without a branch
                     u = unif[s] - 1.0
@@ -544,7 +543,7 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                 for s in range(w):  # queue the rare draws
                     if rare[s]:
                         pend_pix[npend] = p * w + s
-                        pend_v[npend] = vrow[s]
+                        pend_v[npend] = grow[s] // _GROW
                         pend_u[npend] = unif[s] - 1.0
                         npend += 1
             for t in range(npend):
