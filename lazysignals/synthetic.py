@@ -478,7 +478,6 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
     pend_pix = np.empty(h * w, dtype=np.int64)
     pend_v = np.empty(h * w, dtype=np.int64)
     pend_u = np.empty(h * w)
-    rare = np.empty(w, dtype=np.int32)
     flat_guide = guide.reshape(-1)
     box = np.empty((nb, 4), dtype=np.int64)  # rows p0..p1, columns s0..s1 of each disc
     n_extra = 0  # numbers used from the second stream
@@ -534,14 +533,15 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                     continue
                 # (each pixel has its own number of the stream: skipping a row shifts no other)
                 _fill_uniforms(keys[0], ((j * nx + i) * h + p) * w, bits, grow, w)
+                flags = 0
                 for s in range(w):  # the draws, without a branch
                     u = unif[s] - 1.0
                     # (unsigned indices: no test for Python's negative ones)
                     e = flat_guide[grow[s]]
                     orow[s] = ((e >> 1) & _KMASK) + (u > cdf[_u64(e >> _POS)])
-                    rare[s] = e & 1
-                for s in range(w):  # queue the rare draws
-                    if rare[s]:
+                    flags |= e
+                for s in range(w if flags & 1 else 0):  # queue the rare draws, if any
+                    if flat_guide[grow[s]] & 1:
                         pend_pix[npend] = p * w + s
                         pend_v[npend] = grow[s] // _GROW
                         pend_u[npend] = unif[s] - 1.0
