@@ -291,14 +291,14 @@ def _mix(z):
 
 
 @numba.njit(inline="always", cache=True)
-def _fill_uniforms(key, start, bits, rows, n):
+def _fill_uniforms(key, start, bits, entry, n):
     """Numbers start + 1 .. start + n of stream ``key`` into bits[:n], as floats in [1, 2).
 
     The 52 top bits of each number under the exponent of 1.0: read ``bits``
     as float64 and subtract 1 to get uniforms u in [0, 1) on a grid of
     2**-52, with no conversion instruction, so the loop is vectorised. Their
-    top bits are the guide table's bucket, int(u * G): added to ``rows``
-    (each pixel's guide row, level * G), they make the guide index.
+    top bits give the entry of the guide table's row, int(u * G) (or one of
+    the tail's entries) into ``entry``.
     """
     c = key + _GOLDEN * _u64(start)
     for s in range(n):
@@ -307,7 +307,7 @@ def _fill_uniforms(key, start, bits, rows, n):
         g = x >> _u64(_GSHIFT)
         # in the last entry, the tail's entries G, G + 1, ... (no branch)
         tail = (x >> _u64(_TSHIFT)) & _u64(_GT - 1)
-        rows[s] += g + _u64(g == _G - 1) * (_u64(1) + tail)
+        entry[s] = g + _u64(g == _G - 1) * (_u64(1) + tail)
 
 
 @numba.njit(inline="always", cache=True)
@@ -471,8 +471,9 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
     lev = np.zeros(nlut + 1, dtype=np.int64)  # lev[nlut]: outside the model
     lam = np.zeros(nlut + 1)
     qrow = np.empty(w, dtype=np.int64)
-    levg = np.zeros(nlut + 1, dtype=np.uint64)  # the first guide index of lev[q]
-    grow = np.empty(w, dtype=np.uint64)  # the guide index of each pixel of a row
+    # the first guide index of lev[q]; after nlut + 1, of the Bragg pixels of a row
+    levg = np.zeros(nlut + 1 + w, dtype=np.uint64)
+    entry = np.empty(w, dtype=np.uint64)  # each pixel's entry in its guide row
     bits = np.empty(w, dtype=np.uint64)
     unif = bits.view(np.float64)  # 1 + uniform
     pend_pix = np.empty(h * w, dtype=np.int64)
@@ -492,11 +493,14 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
             fy = max(abs(ky0 - c_y), abs(ky0 + h - 1 - c_y))
             qa = int(np.sqrt(ex * ex + ey * ey) * _STEPS + 0.5)
             qb = min(int(np.sqrt(fx * fx + fy * fy) * _STEPS + 0.5) + 1, nlut)
+            qz = -1  # the last radial sample of a mean above 0
             for q in range(qa, qb):
                 m = a0 * profiles[0, q] + a1 * profiles[1, q] + a2 * profiles[2, q]
                 lam[q] = m
                 lev[q] = _level_of(m, nlev)
                 levg[q] = lev[q] * _GROW
+                if lev[q] > 0:
+                    qz = q
             # the window's box around each Bragg disc (no rows if the disc is off)
             for b in range(nb):
                 bx, by = c_x + bragg_xy[b, 0], c_y + bragg_xy[b, 1]
@@ -511,12 +515,10 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                 for s in range(w):  # radial sample of every pixel
                     dx = kx0 + s - c_x
                     qrow[s] = min(int(np.sqrt(dx * dx + dy2) * _STEPS + 0.5), nlut)
-                gmax = _u64(0)  # 0: the whole row has mean 0
-                for s in range(w):
-                    grow[s] = levg[_u64(qrow[s])]
-                    gmax = max(gmax, grow[s])
-                for b in range(nb):  # Bragg discs crossing this row
+                in_disc = False
+                for b in range(nb):  # Bragg discs crossing this row: their pixels' own levels
                     if box[b, 0] <= p < box[b, 1]:
+                        in_disc = True
                         # only the disc's chord on this row, a pixel wider each way
                         dby = ky0 + p - (c_y + bragg_xy[b, 1])
                         half = np.sqrt(max((bragg_r + 0.5) ** 2 - dby * dby, 0.0)) + 1.0
@@ -525,25 +527,29 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
                             m = _bragg_mean(b, p, s, c_x, c_y, ky0, kx0, a0, a1, a2, bragg[j, i, b],
                                             bragg_xy, bragg_r, profiles)
                             if m >= 0.0:
-                                grow[s] = _level_of(m, nlev) * _GROW
-                                gmax = max(gmax, grow[s])
-                orow = out[j, i, p]
-                if gmax == 0:  # a row of mean 0 (through vacuum): nothing to draw
-                    orow[:] = 0
+                                levg[nlut + 1 + s] = _level_of(m, nlev) * _GROW
+                                qrow[s] = nlut + 1 + s
+                # a row whose nearest pixel lies beyond the last mean above 0 (through
+                # vacuum) has nothing to draw
+                near = max(kx0 - c_x, 0.0, c_x - (kx0 + w - 1))
+                if not in_disc and int(np.sqrt(near * near + dy2) * _STEPS + 0.5) > qz:
+                    for s in range(w):
+                        out[j, i, p, s] = 0
                     continue
                 # (each pixel has its own number of the stream: skipping a row shifts no other)
-                _fill_uniforms(keys[0], ((j * nx + i) * h + p) * w, bits, grow, w)
+                _fill_uniforms(keys[0], ((j * nx + i) * h + p) * w, bits, entry, w)
+                orow = out[j, i, p]
                 flags = 0
                 for s in range(w):  # the draws, without a branch
                     u = unif[s] - 1.0
                     # (unsigned indices: no test for Python's negative ones)
-                    e = flat_guide[grow[s]]
+                    e = flat_guide[levg[_u64(qrow[s])] + entry[s]]
                     orow[s] = ((e >> 1) & _KMASK) + (u > cdf[_u64(e >> _POS)])
                     flags |= e
                 for s in range(w if flags & 1 else 0):  # queue the rare draws, if any
-                    if flat_guide[grow[s]] & 1:
+                    if flat_guide[levg[qrow[s]] + entry[s]] & 1:
                         pend_pix[npend] = p * w + s
-                        pend_v[npend] = grow[s] // _GROW
+                        pend_v[npend] = levg[qrow[s]] // _GROW
                         pend_u[npend] = unif[s] - 1.0
                         npend += 1
             for t in range(npend):
