@@ -35,16 +35,27 @@ not an approximation of the draw, and the rounding is far below the Poisson
 noise (at 40 counts, 0.25 % against 16 %).
 
 For every value of the grid, the Poisson cumulative distribution and a guide
-table (Chen and Asau's method) are computed once per process. A pixel costs
-one uniform number, a look-up in the guide table and usually a single
-comparison: an exact inversion of the Poisson distribution with no ``exp``
-per pixel. The rare draw beyond the end of a table continues the series
-exactly, and means above ``LEVEL_MAX`` are drawn as sums of smaller
-Poisson variables, also exactly. Bragg discs, which are not round about the
-centre, are drawn pixel by pixel with the same tables. Uniform numbers come
-from a xoshiro256+ generator seeded for each chunk from ``(seed,
-MODEL_VERSION, chunk index)``, so a chunk is the same whichever thread or
-order computes it.
+table (Chen and Asau's method) are computed once per process. Each entry of
+the guide table also says, decided once for all, whether the count is already
+known or needs one comparison with the cumulative distribution, so a pixel
+costs one uniform number, two look-ups and at most one comparison, with no
+branch: an exact inversion of the Poisson distribution with no ``exp`` per
+pixel. The table's last entry, where the tail's counts crowd together, is
+split again (``GUIDE_TAIL``), so that the few draws that need a walk (about
+6e-5 of the pixels below 5 counts) are queued and finished after the
+pattern; beyond the end of a table the walk continues the series exactly,
+and means above ``LEVEL_MAX`` are drawn as sums of smaller Poisson
+variables, also exactly. Bragg discs, which are not round about the centre,
+change the level of the pixels on their chord of each row before the draw.
+
+Uniform numbers come from SplitMix64 used as a counter-based generator: the
+n-th pixel of a chunk (in C order) draws number n of a stream whose key is
+derived from ``(seed, MODEL_VERSION, chunk index)``. A chunk is thus the same
+whichever thread or order computes it, a pixel's number does not depend on
+which other pixels were drawn (rows through vacuum, mean 0, are skipped), and
+a row's numbers are made in a vectorised loop. The kernel works row by row in
+passes over short buffers (distance to the beam centre, level, uniform and
+guide index, then the draws), all but the draws vectorised by the compiler.
 
 The compiled kernel (numba, ``nogil``) renders one dask chunk at a time, so
 a dataset of any size streams to disk with a few chunks in memory.
@@ -64,7 +75,7 @@ import numpy as np
 from .manifest import Preset
 
 #: Version of the model; stored with every dataset so that an old file is remade.
-MODEL_VERSION = 3
+MODEL_VERSION = 4
 
 # Geometry as fractions of the detector side D, so every preset looks alike.
 DISK_RADIUS = 1 / 8  # bright-field disk radius
@@ -82,7 +93,8 @@ LUT_STEPS = 4  # radial samples of the model per pixel
 LEVEL_MIN = 1e-3
 LEVEL_MAX = 300.0  # above, pixels are drawn without a table (still exactly)
 LEVEL_STEP = 0.005
-GUIDE_SIZE = 64
+GUIDE_SIZE = 256
+GUIDE_TAIL = 64  # the last entry of the guide table, split again this many times
 
 # Specimen: counts relative to the preset's dose (bright-field counts per pixel in vacuum).
 ABSORPTION = 0.6  # disk dimming per unit thickness: exp(-ABSORPTION * t)
@@ -253,40 +265,90 @@ def _level_grid():
 _u64 = np.uint64
 _STEPS = float(LUT_STEPS)
 _G = GUIDE_SIZE
+assert _G & (_G - 1) == 0, "u * GUIDE_SIZE must be exact: a power of 2"
+_GT = GUIDE_TAIL
+assert _GT & (_GT - 1) == 0, "a power of 2 as well"
+_GSHIFT = 52 - (_G.bit_length() - 1)  # int(u * G) from u's 52 bits
+_TSHIFT = _GSHIFT - (_GT.bit_length() - 1)  # the next bits: the tail's entry
+_GROW = _G + _GT  # guide entries per level
 _LOG_MIN, _LOG_STEP = float(np.log(LEVEL_MIN)), float(np.log1p(LEVEL_STEP))
+# SplitMix64 (Steele, Lea and Flood, 2014): the n-th number of the stream
+# with key K is a fixed mix of K + n * GOLDEN, so any number of the stream
+# is computed on its own, and a row of them in a vectorised loop.
+_GOLDEN = _u64(0x9E3779B97F4A7C15)
+_MIX1, _MIX2 = _u64(0xBF58476D1CE4E5B9), _u64(0x94D049BB133111EB)
+_ONE = _u64(0x3FF0000000000000)  # exponent bits of the float64 1.0
+# Guide table entries: position in cdf << _POS | count << 1 | fallback flag.
+_POS, _KMASK = 11, 1023
 
 
 @numba.njit(inline="always", cache=True)
-def _uniform(s0, s1, s2, s3):
-    """xoshiro256+ step: a uniform number in [0, 1) and the new state."""
-    res = s0 + s3
-    t = s1 << _u64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = (s3 << _u64(45)) | (s3 >> _u64(19))
-    return (res >> _u64(11)) * (1.0 / 9007199254740992.0), s0, s1, s2, s3
+def _mix(z):
+    """SplitMix64's output function: 64 well-mixed bits of z."""
+    z = (z ^ (z >> _u64(30))) * _MIX1
+    z = (z ^ (z >> _u64(27))) * _MIX2
+    return z ^ (z >> _u64(31))
+
+
+@numba.njit(inline="always", cache=True)
+def _fill_uniforms(key, start, bits, entry, n):
+    """Numbers start + 1 .. start + n of stream ``key`` into bits[:n], as floats in [1, 2).
+
+    The 52 top bits of each number under the exponent of 1.0: read ``bits``
+    as float64 and subtract 1 to get uniforms u in [0, 1) on a grid of
+    2**-52, with no conversion instruction, so the loop is vectorised. Their
+    top bits give the entry of the guide table's row, int(u * G) (or one of
+    the tail's entries) into ``entry``.
+    """
+    c = key + _GOLDEN * _u64(start)
+    for s in range(n):
+        x = _mix(c + _GOLDEN * _u64(s + 1)) >> _u64(12)
+        bits[s] = x | _ONE
+        g = x >> _u64(_GSHIFT)
+        # in the last entry, the tail's entries G, G + 1, ... (no branch)
+        tail = (x >> _u64(_TSHIFT)) & _u64(_GT - 1)
+        entry[s] = g + _u64(g == _G - 1) * (_u64(1) + tail)
+
+
+@numba.njit(inline="always", cache=True)
+def _uniform(key, n):
+    """Number n of stream ``key``, a uniform in [0, 1) (53 bits)."""
+    return (_mix(key + _GOLDEN * _u64(n)) >> _u64(11)) * (1.0 / 9007199254740992.0)
 
 
 @numba.njit(nogil=True, cache=True)
 def _tables(levels):
     """Cumulative Poisson tables and guide tables for every level.
 
-    Level ``nlev`` (one past the grid) has an empty table, so that a draw
-    there is always handed to the exact fallback.
+    ``cdf[off[v]:off[v] + size[v]]`` is level v's cumulative distribution,
+    followed by at least one sentinel 2.0 (above every u); ``plast[v]`` is
+    the probability of its last count. Level 0 (mean 0) is the table [1.0];
+    level ``nlev`` (one past the grid) is empty, so that every draw there
+    goes to the exact fallback.
+
+    Guide table (Chen and Asau): u in [g / G, (g + 1) / G) gives at least
+    the count k of entry g, the first with cdf[k] >= g / G. Each entry also
+    says how to finish, decided here once for all: if cdf[k] >= (g + 1) / G,
+    the count is k whatever u (the entry points its comparison at a
+    sentinel); if only cdf[k] lies inside the bucket, the count is k + (u >
+    cdf[k]); otherwise (several counts in the bucket, or the end of the
+    table) the fallback flag is set. A pixel thus costs two look-ups and one
+    comparison, with no branch but the rare fallback's. Entries G, G + 1,
+    ... split the last bucket [(G - 1) / G, 1) into GUIDE_TAIL equal parts
+    (``_fill_uniforms`` sends u there), where the tail's counts crowd.
     """
     nlev = levels.shape[0]
     off = np.zeros(nlev + 2, dtype=np.int64)
+    off[1] = 2  # level 0: its entry and a sentinel
     for v in range(1, nlev):
         m = levels[v]
         off[v + 1] = off[v] + int(m + 14.0 * np.sqrt(m) + 31.0)
     off[nlev + 1] = off[nlev] + 1
     cdf = np.full(off[nlev + 1], 2.0)  # 2.0: a sentinel above every u
+    cdf[0] = 1.0
     size = np.zeros(nlev + 1, dtype=np.int64)
+    size[0] = 1
     plast = np.zeros(nlev + 1)
-    guide = np.zeros((nlev + 1, _G), dtype=np.int64)
     for v in range(1, nlev):
         m, o = levels[v], off[v]
         p = np.exp(-m)
@@ -303,22 +365,28 @@ def _tables(levels):
             p *= m / n
             c += p
         size[v], plast[v] = n, p
+    guide = np.zeros((nlev + 1, _GROW), dtype=np.int32)
+    sentinel = 1  # cdf[1] is level 0's sentinel
+    for v in range(nlev + 1):
+        o, n = off[v], size[v]
         k = 0
-        for g in range(_G):  # guide[g]: first k with cdf[k] >= g / _G
-            while k < n - 1 and cdf[o + k] < g / _G:
+        for g in range(_GROW):
+            if g < _G:
+                lo, hi = g / _G, (g + 1) / _G
+            else:  # the last entry's tail, where the counts crowd together
+                lo = (_G - 1) / _G + (g - _G) / (_G * _GT)
+                hi = lo + 1 / (_G * _GT)
+            while k < n - 1 and cdf[o + k] < lo:
                 k += 1
-            guide[v, g] = k
+            if n > 0 and cdf[o + k] >= hi:
+                pos, flag = sentinel, 0  # the count is k
+            elif k + 1 < n and cdf[o + k + 1] >= hi:
+                pos, flag = o + k, 0  # k or k + 1
+            else:
+                pos, flag = sentinel, 1  # the fallback walks from k
+            guide[v, g] = (pos << _POS) | (k << 1) | flag
+    assert off[nlev + 1] < 2 ** (31 - _POS) and size.max() <= _KMASK
     return cdf, off, size, plast, guide
-
-
-@numba.njit(inline="always", cache=True)
-def _table_draw(v, u, guide, cdf, off):
-    """Count for uniform ``u`` from the table of level ``v`` (guide table, then a short walk)."""
-    o = off[v]
-    k = guide[v, int(u * _G)]
-    while u > cdf[o + k]:
-        k += 1
-    return k
 
 
 @numba.njit(inline="always", cache=True)
@@ -340,39 +408,80 @@ def _series_tail(u, m, k, p, c):
 
 
 @numba.njit(nogil=True, cache=True)
-def _draw_large(m, s0, s1, s2, s3):
-    """Exact Poisson draw of a mean beyond the tables (a sum of Poissons)."""
-    k = 0
-    while m > 0.0:
-        part = min(m, 100.0)
-        m -= part
-        u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
-        e = np.exp(-part)
-        k += _series_tail(u, part, 0, e, e)
-    return k, s0, s1, s2, s3
+def _finish(v, u, m, levels, cdf, off, size, plast, guide, key, n):
+    """A draw the fast loop could not finish: a walk, a table's tail, or off the grid.
 
-
-@numba.njit(nogil=True, cache=True)
-def _finish(v, u, m, levels, cdf, off, size, plast, s0, s1, s2, s3):
-    """A draw the fast loop could not finish: in a table's tail or off the grid."""
+    ``key``, ``n``: the stream and count of the numbers used so far, for a
+    mean beyond the grid, drawn as a sum of Poisson variables of at most
+    100 (exact). Returns the count and the new n.
+    """
     if v == levels.shape[0]:
-        return _draw_large(m, s0, s1, s2, s3)
-    n = size[v]
-    return _series_tail(u, levels[v], n - 1, plast[v], cdf[off[v] + n - 1]), s0, s1, s2, s3
+        k = 0
+        while m > 0.0:
+            part = min(m, 100.0)
+            m -= part
+            n += 1
+            e = np.exp(-part)
+            k += _series_tail(_uniform(key, n), part, 0, e, e)
+        return k, n
+    o, last = off[v], size[v] - 1
+    k = (guide[v, int(u * _G)] >> 1) & _KMASK
+    while k < last and u > cdf[o + k]:
+        k += 1
+    if u <= cdf[o + k]:
+        return k, n
+    return _series_tail(u, levels[v], last, plast[v], cdf[o + last]), n
+
+
+@numba.njit(inline="always", cache=True)
+def _bragg_mean(b, p, s, c_x, c_y, ky0, kx0, a0, a1, a2, top, bragg_xy, bragg_r, profiles):
+    """Expected count of pixel (p, s) of the window inside Bragg disc b (-1 outside).
+
+    Discs have flat tops with a soft edge, on top of the round model.
+    """
+    dx, dy = kx0 + s - (c_x + bragg_xy[b, 0]), ky0 + p - (c_y + bragg_xy[b, 1])
+    edge = bragg_r - np.sqrt(dx * dx + dy * dy) + 0.5
+    if edge <= 0.0:
+        return -1.0
+    ddx, ddy = kx0 + s - c_x, ky0 + p - c_y
+    q = min(int(np.sqrt(ddx * ddx + ddy * ddy) * _STEPS + 0.5), profiles.shape[1] - 1)
+    return top * min(edge, 1.0) + a0 * profiles[0, q] + a1 * profiles[1, q] + a2 * profiles[2, q]
 
 
 @numba.njit(nogil=True, cache=True)
-def _render(out, state, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profiles,
-           levels, cdf, off, size, plast, guide):
-    """Draw Poisson patterns into out[ny, nx, h, w] (uint16)."""
-    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profiles,
+            fix_pix, fix_val, levels, cdf, off, size, plast, guide):
+    """Draw Poisson patterns into out[ny, nx, h, w] (uint16).
+
+    ``keys``: the chunk's two streams, one for the pixels (number n + 1 for
+    the n-th pixel of the chunk in C order), one for the rare draws that need
+    more numbers. ``fix_pix``, ``fix_val``: flat positions in the window of
+    the defect pixels and what they read.
+
+    Each row of a pattern is made in passes over short buffers: distances to
+    the beam centre (vectorised), levels (the round model, then the Bragg
+    discs that cross the row), uniforms and guide indices (vectorised), then
+    the draws, without a branch; the rare ones are queued for after the
+    pattern.
+    """
     ny, nx, h, w = out.shape
     nlut = profiles.shape[1]
     nlev = levels.shape[0]
+    nb = bragg_xy.shape[0]
     lev = np.zeros(nlut + 1, dtype=np.int64)  # lev[nlut]: outside the model
     lam = np.zeros(nlut + 1)
+    qrow = np.empty(w, dtype=np.int64)
+    # the first guide index of lev[q]; after nlut + 1, of the Bragg pixels of a row
+    levg = np.zeros(nlut + 1 + w, dtype=np.uint64)
+    entry = np.empty(w, dtype=np.uint64)  # each pixel's entry in its guide row
+    bits = np.empty(w, dtype=np.uint64)
+    unif = bits.view(np.float64)  # 1 + uniform
     pend_pix = np.empty(h * w, dtype=np.int64)
+    pend_v = np.empty(h * w, dtype=np.int64)
     pend_u = np.empty(h * w)
+    flat_guide = guide.reshape(-1)
+    box = np.empty((nb, 4), dtype=np.int64)  # rows p0..p1, columns s0..s1 of each disc
+    n_extra = 0  # numbers used from the second stream
     for j in range(ny):
         for i in range(nx):
             a0, a1, a2 = amps[j, i, 0], amps[j, i, 1], amps[j, i, 2]
@@ -384,63 +493,82 @@ def _render(out, state, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profil
             fy = max(abs(ky0 - c_y), abs(ky0 + h - 1 - c_y))
             qa = int(np.sqrt(ex * ex + ey * ey) * _STEPS + 0.5)
             qb = min(int(np.sqrt(fx * fx + fy * fy) * _STEPS + 0.5) + 1, nlut)
+            qz = -1  # the last radial sample of a mean above 0
             for q in range(qa, qb):
                 m = a0 * profiles[0, q] + a1 * profiles[1, q] + a2 * profiles[2, q]
                 lam[q] = m
                 lev[q] = _level_of(m, nlev)
-            # The fast loop: no function calls, rare cases queued.
+                levg[q] = lev[q] * _GROW
+                if lev[q] > 0:
+                    qz = q
+            # the window's box around each Bragg disc (no rows if the disc is off)
+            for b in range(nb):
+                bx, by = c_x + bragg_xy[b, 0], c_y + bragg_xy[b, 1]
+                box[b, 0] = max(int(by - bragg_r - 2) - ky0, 0)
+                box[b, 1] = min(int(by + bragg_r + 3) - ky0, h) if bragg[j, i, b] > 0.0 else 0
+                box[b, 2] = max(int(bx - bragg_r - 2) - kx0, 0)
+                box[b, 3] = min(int(bx + bragg_r + 3) - kx0, w)
             npend = 0
             for p in range(h):
                 dy = ky0 + p - c_y
                 dy2 = dy * dy
-                for s in range(w):
+                for s in range(w):  # radial sample of every pixel
                     dx = kx0 + s - c_x
-                    q = min(int(np.sqrt(dx * dx + dy2) * _STEPS + 0.5), nlut)
-                    v = lev[q]
-                    if v == 0:
+                    qrow[s] = min(int(np.sqrt(dx * dx + dy2) * _STEPS + 0.5), nlut)
+                in_disc = False
+                for b in range(nb):  # Bragg discs crossing this row: their pixels' own levels
+                    if box[b, 0] <= p < box[b, 1]:
+                        in_disc = True
+                        # only the disc's chord on this row, a pixel wider each way
+                        dby = ky0 + p - (c_y + bragg_xy[b, 1])
+                        half = np.sqrt(max((bragg_r + 0.5) ** 2 - dby * dby, 0.0)) + 1.0
+                        mid = c_x + bragg_xy[b, 0] - kx0
+                        for s in range(max(box[b, 2], int(mid - half)), min(box[b, 3], int(mid + half) + 1)):
+                            m = _bragg_mean(b, p, s, c_x, c_y, ky0, kx0, a0, a1, a2, bragg[j, i, b],
+                                            bragg_xy, bragg_r, profiles)
+                            if m >= 0.0:
+                                levg[nlut + 1 + s] = _level_of(m, nlev) * _GROW
+                                qrow[s] = nlut + 1 + s
+                # a row whose nearest pixel lies beyond the last mean above 0 (through
+                # vacuum) has nothing to draw
+                near = max(kx0 - c_x, 0.0, c_x - (kx0 + w - 1))
+                if not in_disc and int(np.sqrt(near * near + dy2) * _STEPS + 0.5) > qz:
+                    for s in range(w):
                         out[j, i, p, s] = 0
-                        continue
-                    u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
-                    k = _table_draw(v, u, guide, cdf, off)
-                    if k >= size[v]:
+                    continue
+                # (each pixel has its own number of the stream: skipping a row shifts no other)
+                _fill_uniforms(keys[0], ((j * nx + i) * h + p) * w, bits, entry, w)
+                orow = out[j, i, p]
+                flags = 0
+                for s in range(w):  # the draws, without a branch
+                    u = unif[s] - 1.0
+                    # (unsigned indices: no test for Python's negative ones)
+                    e = flat_guide[levg[_u64(qrow[s])] + entry[s]]
+                    orow[s] = ((e >> 1) & _KMASK) + (u > cdf[_u64(e >> _POS)])
+                    flags |= e
+                for s in range(w if flags & 1 else 0):  # queue the rare draws, if any
+                    if flat_guide[levg[qrow[s]] + entry[s]] & 1:
                         pend_pix[npend] = p * w + s
-                        pend_u[npend] = u
+                        pend_v[npend] = levg[qrow[s]] // _GROW
+                        pend_u[npend] = unif[s] - 1.0
                         npend += 1
-                    out[j, i, p, s] = min(k, 65535)
             for t in range(npend):
                 p, s = pend_pix[t] // w, pend_pix[t] % w
-                dx, dy = kx0 + s - c_x, ky0 + p - c_y
-                q = min(int(np.sqrt(dx * dx + dy * dy) * _STEPS + 0.5), nlut)
-                k, s0, s1, s2, s3 = _finish(lev[q], pend_u[t], lam[q], levels, cdf, off, size,
-                                           plast, s0, s1, s2, s3)
+                m = 0.0
+                if pend_v[t] == nlev:  # beyond the grid: the pixel's own mean
+                    dx, dy = kx0 + s - c_x, ky0 + p - c_y
+                    m = lam[min(int(np.sqrt(dx * dx + dy * dy) * _STEPS + 0.5), nlut)]
+                    for b in range(nb):
+                        if box[b, 0] <= p < box[b, 1] and box[b, 2] <= s < box[b, 3]:
+                            mb = _bragg_mean(b, p, s, c_x, c_y, ky0, kx0, a0, a1, a2, bragg[j, i, b],
+                                             bragg_xy, bragg_r, profiles)
+                            if mb >= 0.0:
+                                m = mb
+                k, n_extra = _finish(pend_v[t], pend_u[t], m, levels, cdf, off, size, plast, guide,
+                                     keys[1], n_extra)
                 out[j, i, p, s] = min(k, 65535)
-            # Bragg discs: flat tops with a soft edge, redrawn pixel by pixel.
-            for b in range(bragg_xy.shape[0]):
-                top = bragg[j, i, b]
-                if top <= 0.0:
-                    continue
-                bx, by = c_x + bragg_xy[b, 0], c_y + bragg_xy[b, 1]
-                p0 = max(int(by - bragg_r - 2) - ky0, 0)
-                p1 = min(int(by + bragg_r + 3) - ky0, h)
-                q0 = max(int(bx - bragg_r - 2) - kx0, 0)
-                q1 = min(int(bx + bragg_r + 3) - kx0, w)
-                for p in range(p0, p1):
-                    for s in range(q0, q1):
-                        dx, dy = kx0 + s - bx, ky0 + p - by
-                        edge = bragg_r - np.sqrt(dx * dx + dy * dy) + 0.5
-                        if edge <= 0.0:
-                            continue
-                        ddx, ddy = kx0 + s - c_x, ky0 + p - c_y
-                        q = min(int(np.sqrt(ddx * ddx + ddy * ddy) * _STEPS + 0.5), nlut - 1)
-                        m = top * min(edge, 1.0)
-                        m += a0 * profiles[0, q] + a1 * profiles[1, q] + a2 * profiles[2, q]
-                        v = _level_of(m, nlev)
-                        u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
-                        k = _table_draw(v, u, guide, cdf, off)
-                        if k >= size[v]:
-                            k, s0, s1, s2, s3 = _finish(v, u, m, levels, cdf, off, size,
-                                                       plast, s0, s1, s2, s3)
-                        out[j, i, p, s] = min(k, 65535)
+            for t in range(fix_pix.shape[0]):
+                out[j, i, fix_pix[t] // w, fix_pix[t] % w] = fix_val[t]
     return out
 
 
@@ -457,14 +585,26 @@ def _kernel():
 
 
 def _block_state(seed: int, block_id) -> np.ndarray:
-    """Generator state of one chunk, from the seed, model version and chunk index."""
+    """The two stream keys of one chunk, from the seed, model version and chunk index."""
     ss = np.random.SeedSequence([seed, MODEL_VERSION, *block_id])
-    return ss.generate_state(4, dtype=np.uint64)
+    return ss.generate_state(2, dtype=np.uint64)
 
 
 def _bragg_offsets(D: int) -> np.ndarray:
     ang = np.deg2rad(15 + 60 * np.arange(6))
     return BRAGG_RADIUS * D * np.stack([np.cos(ang), np.sin(ang)], axis=-1)
+
+
+def _fixed_pixels(maps: dict, sky, skx):
+    """Defect pixels of a detector window: flat positions and the count each reads."""
+    dead, hot = maps["dead"][sky, skx], maps["hot"][sky, skx]
+    pix = np.flatnonzero(dead | hot)
+    val = np.where(hot.ravel()[pix], maps["hot_level"], 0).astype(np.uint16)
+    return pix, val
+
+
+#: No defect pixels (``fix_pix``, ``fix_val`` of the kernel).
+NO_DEFECTS = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint16))
 
 
 def render_block(maps: dict, D: int, seed: int, block_id, block_slices) -> np.ndarray:
@@ -478,14 +618,9 @@ def render_block(maps: dict, D: int, seed: int, block_id, block_slices) -> np.nd
         out, _block_state(seed, block_id), float(sky.start), float(skx.start),
         D / 2 + maps["shift_x"][sy, sx].astype(float), D / 2 + maps["shift_y"][sy, sx].astype(float),
         amps.astype(float), np.ascontiguousarray(maps["bragg"][sy, sx], dtype=float),
-        _bragg_offsets(D), bragg_disc_radius(D), radial_profiles(D), levels, *tabs,
+        _bragg_offsets(D), bragg_disc_radius(D), radial_profiles(D), *_fixed_pixels(maps, sky, skx),
+        levels, *tabs,
     )
-    dead = maps["dead"][sky, skx]
-    hot = maps["hot"][sky, skx]
-    if dead.any():
-        out[..., dead] = 0
-    if hot.any():
-        out[..., hot] = np.uint16(maps["hot_level"])
     return out
 
 

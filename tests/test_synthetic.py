@@ -266,7 +266,7 @@ def test_counts_are_poisson_with_the_model_mean():
     amps = np.broadcast_to([30.0, 2.5, 0.8], (n, n, 3)).copy()
     centre = np.full((n, n), D / 2 + 0.3)
     render(out, synthetic._block_state(5, (0, 0, 0, 0)), 0.0, 0.0, centre, centre, amps,
-           np.zeros((n, n, 6)), synthetic._bragg_offsets(D), 1.0, prof, levels, *tabs)
+           np.zeros((n, n, 6)), synthetic._bragg_offsets(D), 1.0, prof, *synthetic.NO_DEFECTS, levels, *tabs)
     k = np.arange(D) - (D / 2 + 0.3)
     q = np.minimum((np.hypot(*np.meshgrid(k, k)) * synthetic.LUT_STEPS + 0.5).astype(int), prof.shape[1] - 1)
     lam = on_level_grid(30.0 * prof[0, q] + 2.5 * prof[1, q] + 0.8 * prof[2, q], levels)
@@ -280,6 +280,37 @@ def test_counts_are_poisson_with_the_model_mean():
     assert np.abs(z_var).max() < 5 and abs(z_var.mean()) < 0.2
 
 
+def guide_entry(u):
+    """Guide table entry of uniform u, as the kernel finds it from u's bits."""
+    g = np.floor(u * synthetic.GUIDE_SIZE).astype(int)
+    tail = np.floor((u * synthetic.GUIDE_SIZE - (synthetic.GUIDE_SIZE - 1)) * synthetic.GUIDE_TAIL).astype(int)
+    return np.where(g == synthetic.GUIDE_SIZE - 1, synthetic.GUIDE_SIZE + tail, g)
+
+
+def test_guide_table_shortcut_is_the_exact_inversion_and_rarely_needs_the_fallback():
+    """Count from (entry, one comparison) == first k with cdf[k] >= u, for every u the shortcut takes."""
+    levels = synthetic._level_grid()
+    cdf, off, size, plast, guide = synthetic._tables(levels)
+    rng = np.random.default_rng(1)
+    G, T = synthetic.GUIDE_SIZE, synthetic.GUIDE_TAIL
+    edges = np.r_[np.arange(G) / G, (G - 1) / G + np.arange(T) / (G * T)]
+    for mean in (0.0, 0.002, 0.05, 0.7, 3.0, 40.0, 250.0):
+        v = 0 if mean == 0 else int(np.argmin(np.abs(levels - mean)))
+        table = cdf[off[v]:off[v] + size[v]]
+        # random numbers, the buckets' edges and the counts' own thresholds, on the 2**-52 grid
+        u = np.r_[rng.random(20000), edges, np.nextafter(edges, 0), table, np.nextafter(table, 2)]
+        u = np.floor(u[(u >= 0) & (u < 1)] * 2.0**52) / 2.0**52
+        e = guide[v, guide_entry(u)]
+        fast = ((e >> 1) & synthetic._KMASK) + (u > cdf[e >> synthetic._POS])
+        exact = np.searchsorted(table, u, side="left")
+        shortcut = (e & 1) == 0
+        np.testing.assert_array_equal(fast[shortcut], exact[shortcut], err_msg=f"mean {mean}")
+        # the share of u that needs the fallback: the tail beyond 1 - 1/(G T); a few per cent at most
+        # for the brightest levels, whose low tail crowds into the first entries
+        rare = (guide[v, :G - 1] & 1).sum() / G + (guide[v, G:] & 1).sum() / (G * T)
+        assert rare <= (1 / (G * T) if mean < 5 else 0.03), (mean, rare)
+
+
 def test_large_means_beyond_the_tables_are_drawn_correctly():
     D, n = 32, 24
     prof = synthetic.radial_profiles(D)
@@ -289,7 +320,7 @@ def test_large_means_beyond_the_tables_are_drawn_correctly():
     amps = np.broadcast_to([big, 0.0, 0.0], (n, n, 3)).copy()
     centre = np.full((n, n), D / 2)
     render(out, synthetic._block_state(6, (0, 0, 0, 0)), 0.0, 0.0, centre, centre, amps,
-           np.zeros((n, n, 6)), synthetic._bragg_offsets(D), 1.0, prof, levels, *tabs)
+           np.zeros((n, n, 6)), synthetic._bragg_offsets(D), 1.0, prof, *synthetic.NO_DEFECTS, levels, *tabs)
     inside = out[:, :, D // 2 - 2:D // 2 + 2, D // 2 - 2:D // 2 + 2].astype(float).ravel()
     assert abs(inside.mean() - big) < 5 * np.sqrt(big / inside.size)
     assert 0.9 < inside.var() / big < 1.1
