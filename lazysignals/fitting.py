@@ -124,7 +124,8 @@ def fit_gaussian(x, y, p0=None, max_iter=50, rtol=1e-10):
         if not active.any():
             break
         i = np.flatnonzero(active)
-        J, ri = jac[i], r[i]
+        every = i.size == active.size  # all profiles still active: work on the arrays, no gathered copies
+        J, ri, yi = (jac, r, yy) if every else (jac[i], r[i], yy[i])
         jtj = np.matmul(J.transpose(0, 2, 1), J)  # (m, 3, 3): one small matrix product per profile
         jtr = np.matmul(ri[:, None, :], J)[:, 0]  # (m, 3)
         diag = np.einsum("mii->mi", jtj)[:, :, None] * eye
@@ -133,12 +134,17 @@ def fit_gaussian(x, y, p0=None, max_iter=50, rtol=1e-10):
         trial = p[i] + step
         trial[:, 1] = np.abs(trial[:, 1])
         f_t, jac_t = _model_and_jacobian(x, trial)
-        r_t = yy[i] - f_t
+        r_t = yi - f_t
         cost_t = np.einsum("mn,mn->m", r_t, r_t)
         better = np.isfinite(cost_t) & (cost_t <= cost[i])
         done = better & (cost[i] - cost_t <= rtol * cost[i])
         good = i[better]
-        p[good], r[good], jac[good] = trial[better], r_t[better], jac_t[better]
+        if every:
+            np.copyto(p, trial, where=better[:, None])
+            np.copyto(r, r_t, where=better[:, None])
+            np.copyto(jac, jac_t, where=better[:, None, None])
+        else:
+            p[good], r[good], jac[good] = trial[better], r_t[better], jac_t[better]
         cost[good] = cost_t[better]
         lam[good] = np.maximum(lam[good] / 3, 1e-9)
         bad = i[~better]
