@@ -207,7 +207,7 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
             plt.close("all")
             del t
     if "rebin" in want:
-        with steps("blocks.rebin_sum(s, (2,2,2,2), 'uint32') + store", key="rebin") as row:
+        with steps("blocks.rebin_sum(s, (2,2,2,2), 'uint32'), stored in memory or saved", key="rebin") as row:
             r = blocks.rebin_sum(s, (2, 2, 2, 2), "uint32")  # lesson 05: chunk by chunk, uint32 up front
             row["result_gb"] = round(r.data.nbytes / GB, 3)
             # in memory beside the libraries and the chunks in flight only when it takes at most half the budget
