@@ -60,9 +60,12 @@ PROFILE_ROWS = 8
 THRESHOLD = 3
 
 
-def small_nav_chunks(signal) -> tuple[int, ...]:
-    """A quarter of the stored chunk along each navigation axis (numpy order): what a figure caches."""
-    return tuple(max(c // 4, 1) for c in signal.data.chunksize[:signal.axes_manager.navigation_dimension])
+def plot_view(signal):
+    """A lazy view for figures: a quarter of the stored chunk along each navigation axis, the stored chunks on
+    the signal axes (lesson 04: a figure keeps one navigation chunk of whole patterns in memory)."""
+    nav = signal.axes_manager.navigation_dimension
+    return signal.rechunk(nav_chunks=tuple(max(c // 4, 1) for c in signal.data.chunksize[:nav]),
+                          sig_chunks=signal.data.chunksize[nav:], inplace=False)
 
 
 def _on_cluster() -> bool:
@@ -187,7 +190,7 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
                 chunks=list(s.data.chunksize), nbytes=s.data.nbytes, patterns=nx * ny)
     want = set(steps_to_run)
 
-    view = s.rechunk(nav_chunks=small_nav_chunks(s), sig_chunks=s.data.chunksize[2:], inplace=False)
+    view = plot_view(s)
     if "plot" in want:
         with steps("view.plot(): lazy navigator, small navigation chunks", key="plot"):
             view.plot()  # lesson 04: the figure keeps one navigation chunk in memory, a small one here
@@ -202,7 +205,7 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
         digest["adf"] = _sha1(adf.data)
     if "transpose" in want:
         with steps("s.T with small detector chunks, .plot(): navigate by detector pixel", key="transpose"):
-            t = s.T.rechunk(nav_chunks=small_nav_chunks(s.T), sig_chunks=s.data.chunksize[:2], inplace=False)
+            t = plot_view(s.T)
             t.plot()
             plt.close("all")
             del t
@@ -312,7 +315,7 @@ def one_pass(s, steps: Steps, result_dir: str, rebin_digest_by_chunk: bool = Fal
                            chunks=r.data.chunksize, dtype=r.data.dtype, compressor=course_compressor())
         stored = da.store(r.data, target, lock=False, compute=False)
         _, adf_d, com_d, comt_d, params_d = dask.compute(stored, adf.data, com.data, comt.data, params.data)
-        view = s.rechunk(nav_chunks=small_nav_chunks(s), sig_chunks=s.data.chunksize[2:], inplace=False)
+        view = plot_view(s)
         view.plot(navigator=hs.signals.Signal2D(adf_d))  # the computed image as the navigator
         plt.close("all")
         row["how"] = f"rebinned data written to a zarr array on disk ({r.data.nbytes / GB:.2f} GB uncompressed)"

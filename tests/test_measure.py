@@ -402,11 +402,16 @@ def test_without_systemd_run_or_cgroups_there_is_nothing_to_note(tmp_path, monke
     assert cap.name.startswith(f"lazysignals-cap-{os.getpid()}-") and other.name != cap.name
 
 
-def test_with_cgroup_v1_the_child_joins_a_new_group_limited_with_and_without_swap(tmp_path, monkeypatch):
+def _fake_cgroup_v1(tmp_path, monkeypatch, root_limit="0"):
+    """A cgroup v1 memory controller under ``tmp_path`` (root group limit ``root_limit``), no systemd-run on PATH."""
     monkeypatch.setattr(measure, "CGROUP_ROOT", tmp_path)
     (tmp_path / "memory").mkdir()
-    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text(f"{root_limit}\n")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+
+
+def test_with_cgroup_v1_the_child_joins_a_new_group_limited_with_and_without_swap(tmp_path, monkeypatch):
+    _fake_cgroup_v1(tmp_path, monkeypatch, root_limit="9223372036854771712")
 
     cap = measure.MemoryCap(300 * MiB, name="lesson-cap")
     group = tmp_path / "memory" / "lesson-cap"
@@ -429,21 +434,16 @@ def test_with_cgroup_v1_the_child_joins_a_new_group_limited_with_and_without_swa
 
 
 def test_cgroup_v1_without_swap_accounting_still_limits_memory(tmp_path, monkeypatch):
-    monkeypatch.setattr(measure, "CGROUP_ROOT", tmp_path)
+    _fake_cgroup_v1(tmp_path, monkeypatch)
     (tmp_path / "memory" / "lesson-cap" / "memory.memsw.limit_in_bytes").mkdir(parents=True)  # cannot be written
-    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("0\n")
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     cap = measure.MemoryCap(100 * MiB, name="lesson-cap")
     assert cap.method == "cgroup v1 memory controller" and cap.notes == []
     assert (tmp_path / "memory" / "lesson-cap" / "memory.limit_in_bytes").read_text() == str(100 * MiB)
 
 
 def test_a_cgroup_v1_group_that_cannot_be_made_is_noted_and_the_address_space_limit_applied(tmp_path, monkeypatch):
-    monkeypatch.setattr(measure, "CGROUP_ROOT", tmp_path)
-    (tmp_path / "memory").mkdir()
-    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("0\n")
+    _fake_cgroup_v1(tmp_path, monkeypatch)
     (tmp_path / "memory" / "lesson-cap").write_text("a file where the group would go")
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     cap = measure.MemoryCap(100 * MiB, name="lesson-cap")
     assert cap.method == "setrlimit(RLIMIT_AS)" and cap.group is None
     assert len(cap.notes) == 1 and cap.notes[0].startswith("cgroup v1 not usable (") and "lesson-cap" in cap.notes[0]
@@ -456,10 +456,7 @@ def test_a_cgroup_v1_group_that_cannot_be_made_is_noted_and_the_address_space_li
 
 
 def test_closing_a_group_still_in_use_gives_up_after_twenty_tries_in_two_seconds(tmp_path, monkeypatch):
-    monkeypatch.setattr(measure, "CGROUP_ROOT", tmp_path)
-    (tmp_path / "memory").mkdir()
-    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("0\n")
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    _fake_cgroup_v1(tmp_path, monkeypatch)
     cap = measure.MemoryCap(100 * MiB, name="busy")
     waits = []
     monkeypatch.setattr(measure.time, "sleep", waits.append)
