@@ -177,6 +177,7 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
     import matplotlib.pyplot as plt
 
     from lazysignals import blocks, fitting
+    from lazysignals.data import open_path
     from lazysignals.storage import course_compressor
 
     steps = steps if steps is not None else Steps()
@@ -184,7 +185,7 @@ def run(path: str, steps_to_run: list, result_dir: str | None = None, memory_bud
     info = {"dask_scheduler": dask.config.get("scheduler", "threads (default)"),
             "dask_workers": dask.config.get("num_workers", None) or "one per core"}
     with steps("open lazily", key="open"):
-        s = hs.load(path, lazy=True)
+        s = open_path(path)  # what lazysignals.load() does: hs.load(path, lazy=True), ground truth in memory
     nx, ny = s.axes_manager.navigation_shape
     info.update(navigation_shape=[nx, ny], signal_shape=list(s.axes_manager.signal_shape),
                 chunks=list(s.data.chunksize), nbytes=s.data.nbytes, patterns=nx * ny)

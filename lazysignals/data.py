@@ -143,10 +143,33 @@ def load(name: str | None = None, fmt: str = "zspy", seed: int | None = None, la
     """
     import hyperspy.api as hs
 
+    (path,) = prepare(name, formats=(fmt,), seed=seed).values()
+    return open_path(path, lazy=lazy)
+
+
+def open_path(path, lazy: bool = True):
+    """Open a course file with ``hs.load``, the small ground-truth maps read into memory.
+
+    A lazily opened file keeps every array of its metadata lazy too. The
+    ground truth of a synthetic dataset is a few small maps (1.3 MB at
+    workshop size), and left lazy, each one is written with its own dask
+    progress bar (100 ms each, whatever ``show_progressbar`` says) whenever a
+    signal derived from ``s`` is saved: read once here, they are plain numpy
+    arrays in every copy. The data itself stays lazy.
+    """
+    import dask
+    import hyperspy.api as hs
+
     # Lessons save .zspy copies too (lesson 04): no zarr 2 notice for those either.
     storage.hide_zarr2_notice()
-    (path,) = prepare(name, formats=(fmt,), seed=seed).values()
-    return hs.load(path, lazy=lazy)
+    s = hs.load(path, lazy=lazy)
+    node = s.metadata.get_item("Sample.ground_truth")
+    if node is not None:
+        truth = node.as_dictionary()
+        lazy_keys = [k for k, v in truth.items() if dask.is_dask_collection(v)]
+        for k, v in zip(lazy_keys, dask.compute(*(truth[k] for k in lazy_keys))):
+            node.set_item(k, v)
+    return s
 
 
 def ground_truth(signal) -> dict:

@@ -36,6 +36,21 @@ def test_load_makes_a_missing_dataset_and_opens_it_lazily(data_dir):
     assert (data_dir / p.filename("zspy")).is_dir()
 
 
+def test_saving_a_signal_derived_from_the_course_data_prints_nothing(data_dir, capsys):
+    # The ground truth maps were left lazy: each one was written with its own dask progress bar
+    # (and 100 ms of its timer), whatever show_progressbar said.
+    s = data.load("ci")
+    truth = data.ground_truth(s)
+    capsys.readouterr()
+    s.inav[:4, :4].save(data_dir / "part.zspy", show_progressbar=False)
+    out = capsys.readouterr()
+    assert "Completed" not in out.out + out.err
+    again = data.open_path(data_dir / "part.zspy")
+    assert again._lazy
+    for k, v in data.ground_truth(again).items():
+        assert (v == truth[k]).all()
+
+
 def test_hspy_copy_from_an_older_model_is_made_again(data_dir):
     p = manifest.get_preset("ci")
     path = data.synthetic_path("ci", fmt="hspy", progress=False)

@@ -44,6 +44,16 @@ def test_fit_keeps_leading_dimensions_and_converges_from_poor_starting_values():
     np.testing.assert_allclose(poor, good, rtol=1e-5, atol=1e-7)
 
 
+def test_fitting_in_cache_sized_groups_gives_the_parameters_of_one_group(monkeypatch):
+    x, y, _ = noisy_gaussians(2 * fitting.GROUP + 37, seed=3)  # two full groups and a short one
+    y[5] = np.nan  # a failed profile stays NaN in its own group only
+    grouped = fitting.fit_gaussian(x, y)
+    monkeypatch.setattr(fitting, "GROUP", y.shape[0])
+    whole = fitting.fit_gaussian(x, y)
+    assert np.isnan(grouped[5]).all() and np.isfinite(np.delete(grouped, 5, axis=0)).all()
+    np.testing.assert_allclose(grouped, whole, rtol=1e-9, atol=1e-12)
+
+
 def test_fit_agrees_with_hyperspy_multifit_within_tolerance():
     x, y, _ = noisy_gaussians(24, seed=2)
     s = hs.signals.Signal1D(y.reshape(4, 6, -1))
