@@ -78,3 +78,22 @@ def test_domain_map_judge_keeps_the_truth_out_of_the_learners_reach():
     assert _verdict(judge, _plain_domain_map, seed=5) is None
     ci_truth = probe_maps(get_preset("ci"))["domain"]
     assert _verdict(judge, lambda s: ci_truth, seed=5) is not None
+
+
+@pytest.mark.parametrize("key", [("06_map", "map_block_nbytes_test"), ("09_scaling_out", "test_memory_limit_for")])
+def test_geometry_judges_never_draw_a_signal_too_many_blocks_to_wrap(key):
+    # A draw of shape 39^5 in chunks of 2 (3.2 million blocks) made HyperSpy take 5.5 GB and 36 s to wrap
+    # it: past the grading kernel's memory, so a correct answer lost its points now and then.
+    judge = judges.JUDGES[key]
+    for seed in range(300):
+        inp = judge.inputs(np.random.default_rng(seed))
+        for shape, chunks in zip(inp["shapes"], inp["chunks"]):
+            blocks = np.prod([-(-int(n) // int(c)) for n, c in zip(shape, chunks)])
+            assert blocks <= judges.MAX_BLOCKS, (seed, shape, chunks)
+    # the answer is still judged on the chunks it gets
+    def right(sig):
+        return int(np.prod(sig.data.chunksize[:-2])) * int(np.prod(sig.data.shape[-2:])) * sig.data.dtype.itemsize
+
+    if key[0] == "06_map":
+        assert _verdict(judge, right) is None
+        assert _verdict(judge, lambda sig: int(np.prod(sig.data.chunksize)) * sig.data.dtype.itemsize) is not None
