@@ -56,6 +56,10 @@ which other pixels were drawn (rows through vacuum, mean 0, are skipped), and
 a row's numbers are made in a vectorised loop. The kernel works row by row in
 passes over short buffers (distance to the beam centre, level, uniform and
 guide index, then the draws), all but the draws vectorised by the compiler.
+The level of each radial sample of a pattern comes from a logarithm written
+as a short series on the bits of the mean (vectorised, where ``np.log`` is
+not), checked against ``np.log`` wherever it falls within 1e-7 of a tie
+between two levels, so that every level is exactly the one of the grid.
 
 The compiled kernel (numba, ``nogil``) renders one dask chunk at a time, so
 a dataset of any size streams to disk with a few chunks in memory.
@@ -397,6 +401,68 @@ def _level_of(m, nlev):
     return min(max(1, 1 + int(round((np.log(m) - _LOG_MIN) / _LOG_STEP))), nlev)
 
 
+
+_MANT = _u64(0x000FFFFFFFFFFFFF)
+_LN2 = float(np.log(2.0))
+_SQRT2 = float(np.sqrt(2.0))
+_INV_STEP = 1.0 / _LOG_STEP
+#: A sample whose level index lies this close to half-way between two levels is
+#: checked with np.log (the fast logarithm below is good to about 1e-15).
+_TIE = 1e-7
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _levels(lam, lam_bits, mant_bits, mant, expo, lev, levg, qa, qb, nlev):
+    """``_level_of`` of lam[qa:qb] into lev and levg, in vectorised loops; the last q whose level is above 0.
+
+    log(m) = e ln 2 + log(f) from the bits of m = 2**e * f, with log(f) =
+    2 atanh((f - 1) / (f + 1)) summed as a series (f in [sqrt(2) / 2, sqrt(2)));
+    a sample near a tie between two levels takes np.log, so every level is the
+    one ``_level_of`` gives.
+    """
+    for q in range(qa, qb):
+        b = lam_bits[q]
+        mant_bits[q] = (b & _MANT) | _ONE
+        expo[q] = float(np.int64(b >> _u64(52)) - 1023)
+    ties = 0
+    for q in range(qa, qb):
+        f = mant[q]
+        e = expo[q]
+        big = f > _SQRT2
+        f = f * 0.5 if big else f
+        e = e + 1.0 if big else e
+        t = (f - 1.0) / (f + 1.0)
+        t2 = t * t
+        ser = 1.0 / 19.0
+        ser = ser * t2 + 1.0 / 17.0
+        ser = ser * t2 + 1.0 / 15.0
+        ser = ser * t2 + 1.0 / 13.0
+        ser = ser * t2 + 1.0 / 11.0
+        ser = ser * t2 + 1.0 / 9.0
+        ser = ser * t2 + 1.0 / 7.0
+        ser = ser * t2 + 1.0 / 5.0
+        ser = ser * t2 + 1.0 / 3.0
+        ser = ser * t2 + 1.0
+        x = max((e * _LN2 + 2.0 * t * ser - _LOG_MIN) * _INV_STEP, 0.0)  # below 0: level 1 (or 0)
+        r = float(np.int64(x + 0.5))  # round half up (x >= 0)
+        ties |= np.int64(abs(x - r) > 0.5 - _TIE)
+        k = min(max(1.0, 1.0 + r), float(nlev))
+        k = 0.0 if lam[q] < 0.5 * LEVEL_MIN else k
+        lev[q] = np.int64(k)
+        levg[q] = _u64(np.int64(k)) * _u64(_GROW)
+    if ties:
+        for q in range(qa, qb):
+            f = mant[q]
+            x = (expo[q] * _LN2 + np.log(f) - _LOG_MIN) * _INV_STEP
+            if abs(x - np.floor(x + 0.5)) > 0.5 - 2 * _TIE:
+                lev[q] = _level_of(lam[q], nlev)
+                levg[q] = lev[q] * _GROW
+    qz = qb - 1
+    while qz >= qa and lev[qz] == 0:
+        qz -= 1
+    return qz if qz >= qa else -1
+
+
 @numba.njit(nogil=True, cache=True)
 def _series_tail(u, m, k, p, c):
     """Continue the inversion past a table that ends at k, pmf p, cdf c."""
@@ -448,7 +514,7 @@ def _bragg_mean(b, p, s, c_x, c_y, ky0, kx0, a0, a1, a2, top, bragg_xy, bragg_r,
     return top * min(edge, 1.0) + a0 * profiles[0, q] + a1 * profiles[1, q] + a2 * profiles[2, q]
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profiles,
             fix_pix, fix_val, levels, cdf, off, size, plast, guide):
     """Draw Poisson patterns into out[ny, nx, h, w] (uint16).
@@ -470,6 +536,10 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
     nb = bragg_xy.shape[0]
     lev = np.zeros(nlut + 1, dtype=np.int64)  # lev[nlut]: outside the model
     lam = np.zeros(nlut + 1)
+    lam_bits = lam.view(np.uint64)
+    mant_bits = np.zeros(nlut + 1, dtype=np.uint64)
+    mant = mant_bits.view(np.float64)
+    expo = np.zeros(nlut + 1)
     qrow = np.empty(w, dtype=np.int64)
     # the first guide index of lev[q]; after nlut + 1, of the Bragg pixels of a row
     levg = np.zeros(nlut + 1 + w, dtype=np.uint64)
@@ -493,14 +563,9 @@ def _render(out, keys, ky0, kx0, cx, cy, amps, bragg, bragg_xy, bragg_r, profile
             fy = max(abs(ky0 - c_y), abs(ky0 + h - 1 - c_y))
             qa = int(np.sqrt(ex * ex + ey * ey) * _STEPS + 0.5)
             qb = min(int(np.sqrt(fx * fx + fy * fy) * _STEPS + 0.5) + 1, nlut)
-            qz = -1  # the last radial sample of a mean above 0
             for q in range(qa, qb):
-                m = a0 * profiles[0, q] + a1 * profiles[1, q] + a2 * profiles[2, q]
-                lam[q] = m
-                lev[q] = _level_of(m, nlev)
-                levg[q] = lev[q] * _GROW
-                if lev[q] > 0:
-                    qz = q
+                lam[q] = a0 * profiles[0, q] + a1 * profiles[1, q] + a2 * profiles[2, q]
+            qz = _levels(lam, lam_bits, mant_bits, mant, expo, lev, levg, qa, qb, nlev)
             # the window's box around each Bragg disc (no rows if the disc is off)
             for b in range(nb):
                 bx, by = c_x + bragg_xy[b, 0], c_y + bragg_xy[b, 1]

@@ -311,6 +311,29 @@ def test_guide_table_shortcut_is_the_exact_inversion_and_rarely_needs_the_fallba
         assert rare <= (1 / (G * T) if mean < 5 else 0.03), (mean, rare)
 
 
+def test_fast_levels_are_exactly_the_levels_of_np_log_even_at_ties():
+    levels = synthetic._level_grid()
+    nlev = levels.shape[0]
+    k = np.arange(0, nlev + 40)
+    ties = synthetic.LEVEL_MIN * np.exp((k + 0.5) * synthetic._LOG_STEP)  # half-way between two levels
+    rng = np.random.default_rng(0)
+    means = np.concatenate([
+        [0.0, 1e-9, 0.49e-3, 0.5e-3, 0.51e-3, 1e-3, synthetic.LEVEL_MAX, 1e4],
+        ties, np.nextafter(ties, 0), np.nextafter(ties, np.inf), levels,
+        np.exp(rng.uniform(np.log(1e-4), np.log(1e3), 20000)),
+    ])
+    n = means.size
+    lam = means.copy()
+    lev, levg = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.uint64)
+    mant_bits, expo = np.zeros(n, dtype=np.uint64), np.zeros(n)
+    qz = synthetic._levels(lam, lam.view(np.uint64), mant_bits, mant_bits.view(np.float64), expo, lev, levg,
+                           0, n, nlev)
+    exact = np.array([synthetic._level_of(m, nlev) for m in means])
+    np.testing.assert_array_equal(lev, exact)
+    np.testing.assert_array_equal(levg, exact.astype(np.uint64) * np.uint64(synthetic._GROW))
+    assert qz == np.flatnonzero(exact > 0).max()
+
+
 def test_large_means_beyond_the_tables_are_drawn_correctly():
     D, n = 32, 24
     prof = synthetic.radial_profiles(D)
