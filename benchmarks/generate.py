@@ -7,13 +7,19 @@ Three steps, each in a fresh child process so that its peak memory is its own:
     model and the Poisson draw without compression or disk.
 ``generate``
     ``lazysignals.synthetic.generate`` writing the ``.zspy``, as a learner's
-    machine does it (compile, render, compress, write, rename, stamp); the
-    file is kept in the benchmark data folder, where other components use it.
+    machine does it (render, compress, write, rename, stamp); the file is
+    kept in the benchmark data folder, where other components use it. Its
+    start-up (importing HyperSpy, loading the compiled kernel and making its
+    tables) is timed apart, as the other steps leave theirs out.
 ``baseline``
     a plain zarr write of the same shape, chunks, dtype and compressor (the
     course's, :func:`lazysignals.storage.course_compressor`), every chunk a
     copy of one real chunk of the dataset: what the disk and the compressor
     allow when nothing is computed. Generation cannot beat it.
+
+The plain write and the generation alternate, three runs each, and each
+side keeps its fastest: the machines are shared, and a burst of another
+tenant's load then slows one run rather than one side.
 
 Rows give wall and CPU seconds (CPU seconds over the usable cores is what a
 step would take on an otherwise idle machine), peak RSS, size on disk and
@@ -27,6 +33,9 @@ import time
 from pathlib import Path
 
 from .harness import GB, Component, Context, Result, dir_size, ratio, run_child, target
+
+#: Runs of the plain write and of the generation, alternating; each side keeps its fastest.
+REPEATS = 3
 
 
 def step_kernel(preset: str, dest: str) -> dict:
@@ -53,8 +62,14 @@ def step_generate(preset: str, dest: str) -> dict:
     from lazysignals import manifest, synthetic
 
     t0 = time.perf_counter()
+    # Start-up, timed apart as the other two steps do: HyperSpy's import (the baseline needs only zarr's)
+    # and the compiled kernel with its tables (the baseline loads them to render its template chunk).
+    import hyperspy.api  # noqa: F401
+
+    synthetic._kernel()
+    t1 = time.perf_counter()
     path = synthetic.generate(manifest.get_preset(preset), dest, overwrite=True, progress=False)["zspy"]
-    return {"seconds": time.perf_counter() - t0, "disk_bytes": dir_size(path)}
+    return {"seconds": time.perf_counter() - t1, "startup_seconds": t1 - t0, "disk_bytes": dir_size(path)}
 
 
 def step_baseline(preset: str, dest: str) -> dict:
@@ -94,38 +109,49 @@ def run(ctx: Context) -> Result:
     nbytes = manifest.get_preset(preset).nbytes
     dest = Path(ctx["data"]) / preset
     dest.mkdir(parents=True, exist_ok=True)
-    steps = {}
-    for step in ("kernel", "generate", "baseline"):
-        steps[step] = run_child(f"benchmarks.generate:step_{step}", {"preset": preset, "dest": str(dest)})
-        if not steps[step].get("ok"):
-            return {"ok": False, "error": f"{step}: {steps[step].get('error')}", "details": steps}
-    lim, gen = steps["baseline"], steps["generate"]
+    steps = {"kernel": [], "baseline": [], "generate": []}
+    # The write and the generation alternate, REPEATS times each; each keeps its fastest run. A burst of
+    # load from another tenant of the machine then slows one run, not one side.
+    order = ["kernel"] + ["baseline", "generate"] * REPEATS
+    for step in order:
+        r = run_child(f"benchmarks.generate:step_{step}", {"preset": preset, "dest": str(dest)})
+        if not r.get("ok"):
+            return {"ok": False, "error": f"{step}: {r.get('error')}", "details": steps}
+        steps[step].append(r)
+    best = {k: min(v, key=lambda r: r["seconds"]) for k, v in steps.items()}
+    lim, gen = best["baseline"], best["generate"]
     rows = []
-    for label, r in (("plain zarr write, same compressor (limit)", lim), ("synthetic generate()", gen),
-                     ("rendering only, nothing written", steps["kernel"])):
+    for key, label in (("baseline", "plain zarr write, same compressor (limit)"), ("generate", "synthetic generate()"),
+                       ("kernel", "rendering only, nothing written")):
+        r = best[key]
         rows.append({"name": label, "seconds": round(r["seconds"], 2), "GB/s": round(nbytes / GB / r["seconds"], 3),
                      "cpu_seconds": r["process_cpu_seconds"], "peak_rss_gb": r["process_peak_rss_gb"],
                      "ratio": ratio(lim["seconds"], r["seconds"]),
                      "stored_gb": round(r["disk_bytes"] / GB, 3) if "disk_bytes" in r else None,
+                     "startup_s": round(r.get("startup_seconds", r.get("compile_seconds", 0.0)), 2),
+                     "runs_s": [round(x["seconds"], 2) for x in steps[key]],
                      "load": "->".join(map(str, r["load"]))})
     thr = ratio(lim["seconds"], gen["seconds"])
     targets = [target("generation throughput / plain zarr write with the same compressor", ">= 0.5", thr, thr >= 0.5)]
     if preset == manifest.preset_for("workshop"):
         g_rss = gen["process_peak_rss_gb"]
-        targets.append(target(f"{preset} generation time (s)", "<= 60", round(gen["seconds"], 1), gen["seconds"] <= 60))
+        whole = gen["seconds"] + gen.get("startup_seconds", 0.0)  # what a learner waits, start-up included
+        targets.append(target(f"{preset} generation time, start-up included (s)", "<= 60", round(whole, 1), whole <= 60))
         targets.append(target(f"{preset} generation peak RSS (GB)", "<= 1", g_rss, g_rss <= 1.0))
     return {"ok": True, "preset": preset, "rows": rows, "targets": targets,
             "ratio_meaning": "limit time / time (1 = as fast as a plain zarr write)",
             "notes": [f"{nbytes / GB:.2f} GB uncompressed; generation runs at {thr} of a plain zarr write "
-                      "of the same bytes with the same compressor."],
+                      f"of the same bytes with the same compressor (the fastest of {REPEATS} alternating runs "
+                      "of each, runs_s)."],
             "plot": {"value": "seconds", "label": "seconds"}, "details": steps}
 
 
 def readme(res: Result) -> list[str]:
-    lines = ["| step | seconds | CPU s | peak RSS GB | on disk GB | plain write time / time |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| step | seconds | start-up s (not counted) | CPU s | peak RSS GB | on disk GB | plain write time / time |",
+             "|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
-        lines.append(f"| {r['name']} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['peak_rss_gb']:.2f} | "
+        lines.append(f"| {r['name']} | {r['seconds']:.1f} | {r.get('startup_s') or '-'} | {r['cpu_seconds']:.1f} | "
+                     f"{r['peak_rss_gb']:.2f} | "
                      f"{'-' if r.get('stored_gb') is None else format(r['stored_gb'], '.2f')} | "
                      f"{'-' if r.get('ratio') is None else format(r['ratio'], '.2f')} |")
     lines += ["", "| target | goal | measured | |", "|---|---|---|---|"]
