@@ -103,6 +103,21 @@ def _unreadable(shape, dtype, chunks):
                          meta=np.empty((0,) * len(shape), dtype=dtype))
 
 
+#: Most blocks of a probe's array. HyperSpy spends memory and time on every block of a lazy signal it
+#: wraps: 3.2 million blocks (shape 39^5 in chunks of 2) take 36 s and 5.5 GB, past a grading kernel's limits.
+MAX_BLOCKS = 2000
+
+
+def _grow_to_few_blocks(shape, chunks) -> None:
+    """Double, in place, the chunk of the most divided axis until ``shape`` has at most MAX_BLOCKS blocks."""
+    def blocks():
+        return [-(-n // int(c)) for n, c in zip(shape, chunks)]
+
+    while np.prod(blocks()) > MAX_BLOCKS:
+        axis = int(np.argmax(blocks()))
+        chunks[axis] = min(2 * int(chunks[axis]), shape[axis])
+
+
 def _signal(array, chunks, scale=1.0, offset=0.0):
     import dask.array as da
     import hyperspy.api as hs
@@ -628,6 +643,8 @@ class TransposeReads(Judge):
             nb = [_ceil_div(n, c) for n, c in zip(shape, ch)]
             if nb[0] * nb[1] in (nb[2] * nb[3], 14, int(np.prod(nb))):  # no case where a wrong count is right
                 continue
+            if np.prod(nb) > MAX_BLOCKS:  # (chunks of 1 along every axis: millions of blocks to wrap)
+                continue
             shapes.append(shape)
             chunks.append(ch)
         return {"shapes": np.asarray(shapes, dtype=np.int64), "chunks": np.asarray(chunks, dtype=np.int64)}
@@ -987,21 +1004,6 @@ _DTYPES = ("uint8", "uint16", "int16", "uint32", "float32", "float64")
 
 def _shapes(rng, n, ndims=(3, 4, 5)):
     return [tuple(int(v) for v in rng.integers(2, 40, size=int(rng.choice(ndims)))) for _ in range(n)]
-
-
-#: Most blocks of a probe's array. HyperSpy spends memory and time on every block of a lazy signal it
-#: wraps: 3.2 million blocks (shape 39^5 in chunks of 2) take 36 s and 5.5 GB, past a grading kernel's limits.
-MAX_BLOCKS = 2000
-
-
-def _grow_to_few_blocks(shape, chunks) -> None:
-    """Double, in place, the chunk of the most divided axis until ``shape`` has at most MAX_BLOCKS blocks."""
-    def blocks():
-        return [-(-n // int(c)) for n, c in zip(shape, chunks)]
-
-    while np.prod(blocks()) > MAX_BLOCKS:
-        axis = int(np.argmax(blocks()))
-        chunks[axis] = min(2 * int(chunks[axis]), shape[axis])
 
 
 class _Arithmetic(Judge):

@@ -80,7 +80,8 @@ def test_domain_map_judge_keeps_the_truth_out_of_the_learners_reach():
     assert _verdict(judge, lambda s: ci_truth, seed=5) is not None
 
 
-@pytest.mark.parametrize("key", [("06_map", "map_block_nbytes_test"), ("09_scaling_out", "test_memory_limit_for")])
+@pytest.mark.parametrize("key", [("06_map", "map_block_nbytes_test"), ("09_scaling_out", "test_memory_limit_for"),
+                                 ("04_chunking", "test_ex04_transpose")])
 def test_geometry_judges_never_draw_a_signal_too_many_blocks_to_wrap(key):
     # A draw of shape 39^5 in chunks of 2 (3.2 million blocks) made HyperSpy take 5.5 GB and 36 s to wrap
     # it: past the grading kernel's memory, so a correct answer lost its points now and then.
