@@ -147,6 +147,9 @@ ERRORS_JS = """() => {
     if (o.output_type === 'error') out.push(`cell ${i}: ${o.ename}: ${String(o.evalue).slice(0, 200)}`); });
   return out;
 }"""
+# Close the lesson's tab as a learner does (the course's settings shut its kernel down) and wait up to 30 s
+# for the kernel to go; returns how many kernels were still running, then shuts those down so that the
+# next lesson starts from a clean lab. The browser test uses it too.
 CLOSE_JS = """async () => {
   const app = window.jupyterapp;
   const w = app.shell.currentWidget;
@@ -157,7 +160,9 @@ CLOSE_JS = """async () => {
     if (Array.from(app.serviceManager.kernels.running()).length === 0) return 0;
     await new Promise(r => setTimeout(r, 200));
   }
-  return Array.from(app.serviceManager.kernels.running()).length;
+  const left = Array.from(app.serviceManager.kernels.running()).length;
+  for (const k of app.serviceManager.kernels.running()) await app.serviceManager.kernels.shutdown(k.id);
+  return left;
 }"""
 
 

@@ -2,12 +2,13 @@
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
+
+from benchmarks.lab import stop_lab
 
 
 def free_port() -> int:
@@ -61,9 +62,4 @@ def course_jupyterlab(tmp_path, preset="ci", lab_args=(), start_args=(), data=No
         _wait_until_listening(port)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_lab(proc)  # its process group: SIGTERM, then SIGKILL after 30 s

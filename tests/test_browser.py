@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.lab import CLOSE_JS, OPEN_JS
 from labserver import course_jupyterlab
 from lazysignals.lessons import lesson_names
 from lazysignals.manifest import REPO_ROOT
@@ -44,15 +45,7 @@ _course_figure_problems = []
 get_ipython().events.register("post_run_cell", _course_figure_hook)
 """
 
-# JavaScript run in the page.
-OPEN_JS = """async (path) => {
-  const app = window.jupyterapp;
-  const w = await app.commands.execute('docmanager:open', {path, factory: 'Notebook'});
-  await w.context.ready;
-  await w.sessionContext.ready;
-  app.shell.activateById(w.id);
-  return w.id;
-}"""
+# JavaScript run in the page (OPEN_JS and CLOSE_JS: benchmarks/lab.py, shared with the core-track timing).
 RUN_ALL_JS = """async () => {
   const app = window.jupyterapp;
   await app.commands.execute('notebook:run-all-cells');
@@ -127,21 +120,6 @@ DRAWN_JS = """(i) => {
   const fig = nb.querySelectorAll('.jupyter-matplotlib-figure')[i];
   return Array.from(fig.querySelectorAll('canvas')).some((c) => colours_of(c) > 1);
 }""" % COLOURS_JS
-# Close the lesson's tab as a learner does; the course's settings shut its kernel down.
-CLOSE_JS = """async () => {
-  const app = window.jupyterapp;
-  const w = app.shell.currentWidget;
-  w.context.model.dirty = false;  // the scratch copy: no "save changes?" dialog
-  w.close();
-  for (let i = 0; i < 100; i++) {
-    await app.serviceManager.kernels.refreshRunning();
-    if (Array.from(app.serviceManager.kernels.running()).length === 0) return 0;
-    await new Promise(r => setTimeout(r, 200));
-  }
-  const left = Array.from(app.serviceManager.kernels.running()).length;
-  for (const k of app.serviceManager.kernels.running()) await app.serviceManager.kernels.shutdown(k.id);
-  return left;
-}"""
 
 
 @pytest.fixture(scope="module")
